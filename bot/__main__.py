@@ -1,0 +1,64 @@
+"""`python -m bot` and `daisybot`: one entry point with subcommands.
+
+Subcommand modules are imported lazily so that `daisybot sandbox` does not pay for aiogram and a
+settings error is reported before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="daisybot",
+        description="Telegram bot for virtual US numbers and SMS codes (DaisySim).",
+    )
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (the default)")
+
+    sandbox = sub.add_parser("sandbox", help="serve the local DaisySim sandbox API")
+    from bot.sandbox.cli import add_sandbox_arguments
+
+    add_sandbox_arguments(sandbox)
+
+    check = sub.add_parser("ledger-check", help="verify every wallet and activation settles")
+    check.add_argument("--db", help="SQLite file (default: DATABASE_PATH)")
+    return parser
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    command = args.command or "run"
+
+    if command == "sandbox":
+        from bot.sandbox.cli import run_from_args
+
+        return run_from_args(args)
+    if command == "ledger-check":
+        from bot.ledger_check import main as ledger_main
+
+        return ledger_main(args_list[1:])
+
+    from bot.config import SettingsError, load_settings
+
+    try:
+        settings = load_settings(require_token=True)
+    except SettingsError as exc:
+        print(f"daisybot: {exc}", file=sys.stderr)
+        return 2
+    from bot.app import run_bot
+
+    return run_bot(settings)
+
+
+def main() -> None:
+    sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()

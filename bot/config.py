@@ -1,0 +1,135 @@
+"""Settings from the environment and `.env` (PRODUCT.md section 9).
+
+A bad or missing value stops start-up with one line naming the variable; see `load_settings`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.money import MoneyError, to_units
+
+DEFAULT_DAISYSIM_BASE_URL = "https://daisysim.com/api/v1/server7"
+
+
+class SettingsError(Exception):
+    """One human line naming the variable and what is wrong with it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    daisysim_api_key: SecretStr | None = None
+    daisysim_base_url: str = DEFAULT_DAISYSIM_BASE_URL
+    database_path: Path = Path("data/bot.sqlite3")
+    # NoDecode: "1,2,3" is not JSON; the validator below splits it.
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    markup_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
+    markup_fixed: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    stars_per_usd: int = Field(default=80, ge=1, le=100_000)
+    poll_min_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    cancel_lock_seconds: float = Field(default=180.0, ge=0, le=86_400)
+    auto_cancel_after_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    low_balance_alert_usd: Decimal = Field(default=Decimal(5), ge=0)
+    sandbox_start_balance_usd: Decimal = Field(default=Decimal(10), ge=0, le=1_000_000)
+    # The upstream's clock runs this many times faster. Only for the sandbox in tests and demos:
+    # the client's rate-limit windows and the 15 s check cadence shrink by it.
+    daisysim_time_scale: float = Field(default=1.0, gt=0, le=10_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("must be comma-separated numeric Telegram user ids") from None
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("markup_fixed", "low_balance_alert_usd", "sandbox_start_balance_usd")
+    @classmethod
+    def _four_decimals(cls, value: Decimal) -> Decimal:
+        try:
+            to_units(value)
+        except MoneyError:
+            raise ValueError("must be a USD amount with at most 4 decimals") from None
+        return value
+
+    @field_validator("telegram_api_url", "daisysim_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _empty_secrets_are_none(self) -> Settings:
+        # `DAISYSIM_API_KEY=` in .env means "use the sandbox", not "a key that is empty".
+        if self.daisysim_api_key is not None and not self.daisysim_api_key.get_secret_value():
+            self.daisysim_api_key = None
+        if self.bot_token is not None and not self.bot_token.get_secret_value():
+            self.bot_token = None
+        return self
+
+    @property
+    def sandbox_mode(self) -> bool:
+        return self.daisysim_api_key is None
+
+    @property
+    def markup_fixed_units(self) -> int:
+        return to_units(self.markup_fixed)
+
+    @property
+    def low_balance_alert_units(self) -> int:
+        return to_units(self.low_balance_alert_usd)
+
+    @property
+    def sandbox_start_balance_units(self) -> int:
+        return to_units(self.sandbox_start_balance_usd)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem as one line: `MARKUP_PERCENT: must be ≥ 0 (got '-5')`."""
+    err = exc.errors()[0]
+    name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    value = err.get("input")
+    secret = any(word in name for word in ("SECRET", "TOKEN", "KEY"))
+    shown = "" if value is None or secret else f" (got {value!r})"
+    return f"{name}: {msg}{shown}"
+
+
+def load_settings(*, require_token: bool = True, env_file: str | None = ".env") -> Settings:
+    """Read and validate settings; raise SettingsError with one line on any problem."""
+    try:
+        settings = Settings(_env_file=env_file)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+    if require_token and settings.bot_token is None:
+        raise SettingsError(
+            "BOT_TOKEN: missing — get one from @BotFather and put it in .env or the environment "
+            "(or run `daisybot demo` to try the bot without Telegram)"
+        )
+    return settings

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""One-command bootstrap: `python3 dev.py run` or `python3 dev.py test`.
+
+Needs only Python 3.11+ with venv and pip. Creates `.venv` beside this file, installs the
+project (with its test extra) into it when pyproject.toml changed, then runs the command.
+Standard library only, because it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".installed"
+
+
+def ensure_venv() -> None:
+    if not PY.exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    print("installing dependencies into .venv ...", flush=True)
+    subprocess.check_call([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    subprocess.check_call([str(PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
+    STAMP.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("run", [])
+    ensure_venv()
+    if command == "test":
+        args = [str(PY), "-m", "pytest", *rest]
+    elif command == "lint":
+        ruff = subprocess.call([str(PY), "-m", "ruff", "check", "."], cwd=ROOT)
+        mypy = subprocess.call([str(PY), "-m", "mypy", "."], cwd=ROOT)
+        return ruff or mypy
+    else:
+        # `run`, `sandbox`, `demo`, `ledger-check`, ... are the bot's own subcommands.
+        args = [str(PY), "-m", "bot", command, *rest]
+    try:
+        return subprocess.call(args, cwd=ROOT)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
