@@ -1,0 +1,169 @@
+"""`daisybot ledger-check [--db PATH]`: prove that every unit of money is accounted for.
+
+Checks that every wallet's cached balance equals the sum of its ledger, that every activation
+was charged exactly once and refunded at most once and only if it ended without a code, that
+nothing holds money in `purchasing`/`unknown` for long, that every Stars payment was credited
+once and that transfers cancel out. Prints each discrepancy and exits 1, or prints
+"ledger OK: N wallets, M entries" and exits 0. The database is opened read-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from storage.db import Database
+from storage.migrator import MigrationError, latest_version
+from storage.models import COMPLETED, REFUNDED_STATES, UNSETTLED_STATES, WAITING
+from storage.repo import ActivationAudit, Repo
+
+# `purchasing`/`unknown` longer than this means reconciliation is not running or is stuck.
+DEFAULT_UNSETTLED_LIMIT_SECONDS = 3600.0
+
+
+async def check_ledger(
+    db: Database,
+    *,
+    unsettled_limit_seconds: float = DEFAULT_UNSETTLED_LIMIT_SECONDS,
+    now: float | None = None,
+) -> list[str]:
+    """Every discrepancy as one line; an empty list means the books balance."""
+    repo = Repo(db)
+    current = time.time() if now is None else now
+    problems: list[str] = []
+
+    problems.extend(
+        f"{cell} holds a non-integer amount" for cell in await repo.audit.non_integer_money()
+    )
+
+    for w in await repo.audit.wallets():
+        name = f"wallet {w.wallet_id} ({w.owner_kind} {w.owner_id})"
+        if w.balance != w.ledger_sum:
+            problems.append(
+                f"{name}: cached balance {w.balance} != ledger sum {w.ledger_sum} "
+                f"({w.entries} entries)"
+            )
+        if isinstance(w.balance, int) and w.balance < 0:
+            problems.append(f"{name}: negative balance {w.balance}")
+
+    orphans = await repo.audit.entries_without_wallet()
+    if orphans:
+        problems.append(f"{orphans} ledger entries point at no wallet")
+
+    for a in await repo.audit.activations():
+        problems.extend(_activation_problems(a, current, unsettled_limit_seconds))
+
+    for p in await repo.audit.payments():
+        name = f"payment {p.id}"
+        if p.credit_count != 1:
+            problems.append(f"{name}: credited {p.credit_count} times (expected once)")
+        elif p.credit_sum != p.amount_units:
+            problems.append(f"{name}: credited {p.credit_sum} units, paid for {p.amount_units}")
+        if p.foreign_wallet_entries:
+            problems.append(f"{name}: credited to a wallet other than {p.wallet_id}")
+
+    for low, high, net in await repo.audit.unpaired_transfers():
+        problems.append(f"transfers between wallets {low} and {high} do not cancel out: {net:+d}")
+    return problems
+
+
+def _activation_problems(a: ActivationAudit, now: float, limit: float) -> list[str]:
+    name = f"activation {a.id} ({a.state})"
+    found: list[str] = []
+    if a.purchase_count != 1:
+        found.append(f"{name}: {a.purchase_count} purchase entries (expected 1)")
+    elif a.purchase_sum != -a.user_price:
+        found.append(f"{name}: charged {-a.purchase_sum} units, its price is {a.user_price}")
+    if a.refund_count > 1:
+        found.append(f"{name}: refunded {a.refund_count} times")
+    elif a.refund_count == 1 and a.refund_sum != a.user_price:
+        found.append(f"{name}: refunded {a.refund_sum} units, its price is {a.user_price}")
+    if a.foreign_wallet_entries:
+        found.append(f"{name}: has ledger entries on a wallet other than {a.wallet_id}")
+
+    if a.state in REFUNDED_STATES:
+        if a.refund_count == 0:
+            found.append(f"{name}: ended without a code but was not refunded")
+    elif a.refund_count:
+        found.append(f"{name}: refunded although it is {a.state}")
+    if a.state == COMPLETED and a.code is None:
+        found.append(f"{name}: completed without a code")
+    if a.state == WAITING and a.upstream_id is None:
+        found.append(f"{name}: waiting without an upstream id")
+    if a.state in UNSETTLED_STATES and now - a.created_at > limit:
+        found.append(
+            f"{name}: unsettled for {now - a.created_at:.0f} s (limit {limit:.0f} s); "
+            "is reconciliation running?"
+        )
+    return found
+
+
+async def _run(path: Path, unsettled_limit: float) -> tuple[list[str], int, int]:
+    db = await Database.open(path, readonly=True)
+    try:
+        version = await db.schema_version()
+        expected = latest_version()
+        if version != expected:
+            return (
+                [f"database schema is version {version}, this code expects {expected}"],
+                0,
+                0,
+            )
+        problems = await check_ledger(db, unsettled_limit_seconds=unsettled_limit)
+        repo = Repo(db)
+        return problems, await repo.wallets.count(), await repo.ledger.count()
+    finally:
+        await db.close()
+
+
+def _default_db_path() -> Path | None:
+    from bot.config import SettingsError, load_settings
+
+    try:
+        return load_settings(require_token=False).database_path
+    except SettingsError as exc:
+        print(f"ledger-check: {exc}", file=sys.stderr)
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="daisybot ledger-check",
+        description="Verify that every wallet and activation settles. Exit 1 on a discrepancy.",
+    )
+    parser.add_argument("--db", type=Path, help="SQLite file (default: DATABASE_PATH)")
+    parser.add_argument(
+        "--unsettled-limit",
+        type=float,
+        default=DEFAULT_UNSETTLED_LIMIT_SECONDS,
+        metavar="SECONDS",
+        help="flag purchases unsettled for longer than this (default: %(default)s)",
+    )
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    path: Path | None = args.db or _default_db_path()
+    if path is None:
+        return 2
+    try:
+        problems, wallets, entries = asyncio.run(_run(path, args.unsettled_limit))
+    except FileNotFoundError:
+        print(f"ledger-check: no database at {path}", file=sys.stderr)
+        return 2
+    except (sqlite3.Error, MigrationError) as exc:
+        print(f"ledger-check: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"ledger-check: {len(problems)} discrepancies", file=sys.stderr)
+        return 1
+    print(f"ledger OK: {wallets} wallets, {entries} entries")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rules about money and activations as plain async functions (no Telegram in here)."""

@@ -1,0 +1,350 @@
+"""Buying a number, crash-safe (PRODUCT.md section 2).
+
+1. ONE transaction: return the activation already holding this idempotency key (a double tap
+   buys once), or check the wallet, insert the activation as `purchasing` and debit the user
+   price with its 'purchase' ledger entry.
+2. Call the upstream with `app_name` = "<service> #<token>": the upstream stores it as the
+   order's `service`, and /history shows it, so an order whose answer we never saw (timeout,
+   dropped connection, our process killed) is found again by reconciliation.
+3. Success → `waiting` with the upstream id and number. A definite rejection → `failed` and
+   the full price back in one transaction. An unknown outcome → `unknown`, left to
+   `reconcile.reconcile_unknown`; the purchase is never sent again, which could buy twice.
+
+A process killed between 1 and 3 leaves `purchasing`; reconciliation after a restart treats it
+exactly like `unknown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from bot.daisysim import (
+    APIError,
+    ConcurrentError,
+    DaisySimClient,
+    InsufficientBalance,
+    InvalidCountry,
+    OutOfStock,
+    PriceVerificationFailed,
+    Purchase,
+    PurchaseOutcomeUnknown,
+    RateLimited,
+    TransportError,
+)
+from bot.services.errors import (
+    DailyLimitExceeded,
+    InsufficientFunds,
+    InvalidAmount,
+    NotYourActivation,
+    PurchasePending,
+    PurchaseRejected,
+    UpstreamBalanceExhausted,
+    WalletNotFound,
+)
+from bot.services.settle import end_with_refund
+from bot.services.wallet import check_amount, day_start
+from storage.db import Database
+from storage.models import PURCHASING, UNSETTLED_STATES, Activation
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CANCEL_LOCK_SECONDS = 180.0
+# The upstream's app_name is free text; keep the label short enough for any sane limit.
+_MAX_SERVICE_LABEL = 40
+_TOKEN_BYTES = 5  # 10 hex digits: collisions among one account's orders are out of reach
+_TAG = re.compile(r"#([0-9a-f]{10})\s*$")
+
+# Rejections after which the very same purchase can work a little later.
+_RETRYABLE: tuple[type[APIError], ...] = (
+    OutOfStock,
+    PriceVerificationFailed,
+    RateLimited,
+    ConcurrentError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseRequest:
+    """What the user agreed to buy, at the price they were shown."""
+
+    user_id: int
+    wallet_id: int
+    service_code: str
+    service_name: str
+    user_price: int
+    upstream_price: int
+    idempotency_key: str
+    country: str = "USA"
+    provider_id: str | None = None
+    chat_id: int | None = None
+    # Set for a purchase from a group wallet: the member's limit for the current UTC day.
+    member_daily_limit: int | None = None
+
+
+def new_recon_token() -> str:
+    return secrets.token_hex(_TOKEN_BYTES)
+
+
+def reconciliation_tag(service_name: str, token: str) -> str:
+    """The app_name sent upstream: readable in the upstream's dashboard, and ending in the
+    token that `token_of` finds again in /history."""
+    label = " ".join(service_name.split())[:_MAX_SERVICE_LABEL] or "number"
+    return f"{label} #{token}"
+
+
+def token_of(service: str) -> str | None:
+    match = _TAG.search(service)
+    return match.group(1) if match else None
+
+
+async def purchase(
+    db: Database,
+    client: DaisySimClient,
+    request: PurchaseRequest,
+    *,
+    cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS,
+) -> Activation:
+    """Buy one number; returns the activation in `waiting` (or, for a repeated idempotency
+    key, the activation that key already bought).
+
+    Raises InsufficientFunds / DailyLimitExceeded (nothing changed), PurchaseRejected (the
+    upstream said no; the money is back), UpstreamBalanceExhausted (ditto, and the admins must
+    be alerted), PurchasePending (outcome unknown; the money stays held until reconciled).
+    """
+    check_amount(request.user_price)
+    if request.upstream_price < 0:
+        raise InvalidAmount(request.upstream_price)
+    repo = Repo(db)
+    activation, fresh = await _hold(db, repo, request)
+    if not fresh:
+        return await _settled(db, repo, activation)
+    done = db.inflight_purchases[activation.id]
+    try:
+        return await _buy(db, repo, client, activation, cancel_lock_seconds)
+    finally:
+        db.inflight_purchases.pop(activation.id, None)
+        done.set()
+
+
+async def _hold(db: Database, repo: Repo, request: PurchaseRequest) -> tuple[Activation, bool]:
+    registered: int | None = None
+    try:
+        async with db.transaction() as tx:
+            existing = await repo.activations.get_by_key(request.idempotency_key, tx=tx)
+            if existing is not None:
+                if existing.user_id != request.user_id:
+                    # Keys are per user; another user's key must not reveal their purchase.
+                    raise NotYourActivation(existing.id)
+                return existing, False
+            wallet = await repo.wallets.get(request.wallet_id, tx=tx)
+            if wallet is None:
+                raise WalletNotFound(request.wallet_id)
+            if wallet.balance < request.user_price:
+                raise InsufficientFunds(needed=request.user_price, balance=wallet.balance)
+            now = time.time()
+            if request.member_daily_limit is not None:
+                spent = await repo.activations.member_spent(
+                    wallet.id, request.user_id, day_start(now), tx=tx
+                )
+                if spent + request.user_price > request.member_daily_limit:
+                    raise DailyLimitExceeded(
+                        limit=request.member_daily_limit, spent=spent, needed=request.user_price
+                    )
+            activation = await repo.activations.create(
+                tx,
+                user_id=request.user_id,
+                wallet_id=wallet.id,
+                chat_id=request.chat_id,
+                service_code=request.service_code,
+                service_name=request.service_name,
+                provider_id=request.provider_id,
+                country=request.country,
+                user_price=request.user_price,
+                upstream_price=request.upstream_price,
+                idempotency_key=request.idempotency_key,
+                recon_token=new_recon_token(),
+                now=now,
+            )
+            await repo.ledger.append(
+                tx,
+                wallet.id,
+                -request.user_price,
+                "purchase",
+                activation_id=activation.id,
+                actor_id=request.user_id,
+                now=now,
+            )
+            # Registered before COMMIT, so a reconciler can never see this row without
+            # knowing that its upstream call is still to come.
+            db.inflight_purchases[activation.id] = asyncio.Event()
+            registered = activation.id
+    except BaseException:
+        if registered is not None:
+            # No call will follow (the commit failed or we were cancelled): once committed,
+            # the row is an ordinary stale `purchasing` for reconciliation to refund.
+            db.inflight_purchases.pop(registered).set()
+        raise
+    log.info(
+        "activation %d: holding %d units of wallet %d for %s",
+        activation.id,
+        request.user_price,
+        wallet.id,
+        request.service_code,
+    )
+    return activation, True
+
+
+async def _settled(db: Database, repo: Repo, activation: Activation) -> Activation:
+    """A repeated key: wait for the first attempt if it is still running in this process."""
+    event = db.inflight_purchases.get(activation.id)
+    if event is not None:
+        await event.wait()
+    current = await repo.activations.get(activation.id)
+    assert current is not None
+    return current
+
+
+async def _buy(
+    db: Database,
+    repo: Repo,
+    client: DaisySimClient,
+    activation: Activation,
+    cancel_lock_seconds: float,
+) -> Activation:
+    tag = reconciliation_tag(activation.service_name, activation.recon_token)
+    try:
+        bought = await client.purchase(
+            activation.country, activation.service_code, activation.provider_id, app_name=tag
+        )
+    except PurchaseOutcomeUnknown as exc:
+        await _mark_unknown(db, repo, activation, exc.code)
+        log.warning("activation %d: purchase outcome unknown (%s)", activation.id, exc)
+        raise PurchasePending(await _reload(repo, activation)) from exc
+    except TransportError as exc:
+        # The client raises this for a purchase only when the request never left.
+        raise await _reject(db, repo, activation, "UPSTREAM_UNREACHABLE", True, str(exc)) from exc
+    except APIError as exc:
+        if (exc.http_status or 0) >= 500 and not isinstance(exc, OutOfStock):
+            # Defence in depth: a 5xx may hide a purchase, whatever the client decided.
+            await _mark_unknown(db, repo, activation, exc.code)
+            raise PurchasePending(await _reload(repo, activation)) from exc
+        raise await _reject_api(db, repo, activation, exc) from exc
+    except asyncio.CancelledError:
+        # Shut down mid-call: the request may have left. Leave it to reconciliation.
+        await asyncio.shield(_mark_unknown(db, repo, activation, "CANCELLED"))
+        raise
+    except Exception as exc:
+        log.exception("activation %d: unexpected purchase failure", activation.id)
+        await _mark_unknown(db, repo, activation, type(exc).__name__)
+        raise PurchasePending(await _reload(repo, activation)) from exc
+    return await _store(db, repo, activation, bought, cancel_lock_seconds)
+
+
+async def _store(
+    db: Database,
+    repo: Repo,
+    activation: Activation,
+    bought: Purchase,
+    cancel_lock_seconds: float,
+) -> Activation:
+    now = time.time()
+    async with db.transaction() as tx:
+        linked = await repo.activations.mark_waiting(
+            tx,
+            activation.id,
+            upstream_id=bought.activation_id,
+            phone_number=bought.phone_number,
+            upstream_amount=bought.amount_charged_units,
+            purchased_at=now,
+            cancel_after=now + cancel_lock_seconds,
+            from_states=UNSETTLED_STATES,
+        )
+        current = await repo.activations.get(activation.id, tx=tx)
+    assert current is not None
+    if linked:
+        log.info(
+            "activation %d: bought upstream %s for %d units (expected %d)",
+            activation.id,
+            bought.activation_id,
+            bought.amount_charged_units,
+            activation.upstream_price,
+        )
+    elif current.upstream_id != bought.activation_id:
+        # Only reachable if something settled this row while its call was in flight, which
+        # the in-flight registry exists to prevent. The number will expire upstream unused.
+        log.error(
+            "activation %d is %s but upstream sold %s to it; not linked",
+            activation.id,
+            current.state,
+            bought.activation_id,
+        )
+    return current
+
+
+async def _mark_unknown(db: Database, repo: Repo, activation: Activation, code: str) -> None:
+    async with db.transaction() as tx:
+        await repo.activations.mark_unknown(tx, activation.id, error_code=code)
+
+
+async def _reload(repo: Repo, activation: Activation) -> Activation:
+    current = await repo.activations.get(activation.id)
+    assert current is not None
+    return current
+
+
+async def _reject_api(
+    db: Database, repo: Repo, activation: Activation, exc: APIError
+) -> PurchaseRejected:
+    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    if isinstance(exc, InsufficientBalance):
+        log.error(
+            "activation %d: the upstream account cannot pay (INSUFFICIENT_BALANCE)", activation.id
+        )
+        failed = await _refund_failed(db, repo, activation, exc.code)
+        return UpstreamBalanceExhausted(
+            exc.code, retryable=False, activation=failed, message=exc.message
+        )
+    retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, InvalidCountry)
+    return await _reject(
+        db, repo, activation, exc.code, retryable, exc.message, retry_after=retry_after
+    )
+
+
+async def _reject(
+    db: Database,
+    repo: Repo,
+    activation: Activation,
+    code: str,
+    retryable: bool,
+    message: str,
+    *,
+    retry_after: float | None = None,
+) -> PurchaseRejected:
+    failed = await _refund_failed(db, repo, activation, code)
+    log.info("activation %d: purchase rejected upstream (%s)", activation.id, code)
+    return PurchaseRejected(
+        code, retryable=retryable, activation=failed, message=message, retry_after=retry_after
+    )
+
+
+async def _refund_failed(db: Database, repo: Repo, activation: Activation, code: str) -> Activation:
+    async with db.transaction() as tx:
+        await end_with_refund(
+            repo,
+            tx,
+            activation,
+            state="failed",
+            from_states=(PURCHASING,),
+            now=time.time(),
+            error_code=code,
+            note=f"purchase rejected: {code}",
+        )
+        current = await repo.activations.get(activation.id, tx=tx)
+    assert current is not None
+    return current

@@ -1,0 +1,198 @@
+"""Settle purchases whose upstream answer was never seen, against `GET /history`.
+
+An activation left in `purchasing` (our process died around the call) or `unknown` (timeout,
+dropped connection, 5xx) holds the user's money. Each carries a random token that the
+purchase put in the order's `app_name`, which /history returns as the order's `service`. Walk
+the history newest first until well before the oldest candidate was created:
+
+- an order with the token: link it (Waiting → `waiting`, Completed → `completed` with its code,
+  Cancelled/Expired → refunded);
+- no order with the token once the walk is complete: the upstream never sold it → refund.
+
+Every settlement is a compare-and-set on the state in one transaction, so a second or
+concurrent run changes nothing. A history walk that fails part-way settles nothing: "not
+found" is only concluded from a complete walk.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+from bot.daisysim import COMPLETED, WAITING, DaisySimClient, DaisySimError, Order
+from bot.services.purchase import DEFAULT_CANCEL_LOCK_SECONDS, token_of
+from bot.services.settle import end_with_code, end_with_refund
+from storage.db import Database
+from storage.models import UNSETTLED_STATES, Activation
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE_SECONDS = 120.0
+# How far before the oldest candidate the walk goes on, for clock skew between us and the
+# upstream (and the time a request may wait in our rate limiter before it leaves).
+DEFAULT_MARGIN_SECONDS = 600.0
+_CANCELLED = "Cancelled"
+_EXPIRED = "Expired"
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    linked: list[int] = field(default_factory=list)  # now waiting
+    completed: list[int] = field(default_factory=list)  # got their code, no refund
+    refunded: list[int] = field(default_factory=list)  # never sold / cancelled / expired
+    skipped: list[int] = field(default_factory=list)  # someone else settled them meanwhile
+    failed: list[int] = field(default_factory=list)  # the database refused (logged)
+    error: str | None = None  # the history walk failed; nothing was settled
+
+    @property
+    def settled(self) -> int:
+        return len(self.linked) + len(self.completed) + len(self.refunded)
+
+
+async def reconcile_unknown(
+    db: Database,
+    client: DaisySimClient,
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    margin_seconds: float = DEFAULT_MARGIN_SECONDS,
+    cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS,
+    now: float | None = None,
+) -> ReconcileReport:
+    """Settle every `purchasing`/`unknown` activation older than `grace_seconds`.
+
+    The grace must exceed the longest time the upstream may still act on a request we gave up
+    on (a server-side delay before it applies a purchase); a shorter one could refund a number
+    that is sold a moment later. Purchases whose call is running in this process are skipped.
+    """
+    repo = Repo(db)
+    current = time.time() if now is None else now
+    report = ReconcileReport()
+    candidates = [
+        a
+        for a in await repo.activations.list_unsettled(created_before=current - grace_seconds)
+        if a.id not in db.inflight_purchases
+    ]
+    if not candidates:
+        return report
+    by_token = {a.recon_token: a for a in candidates}
+    horizon = min(a.created_at for a in candidates) - margin_seconds
+    found: dict[str, Order] = {}
+    try:
+        async for order in client.iter_history(per_page=100):
+            if order.created_at.timestamp() < horizon:
+                break
+            token = token_of(order.service)
+            if token is None or token not in by_token:
+                continue
+            if token in found:
+                # Two orders for one purchase would mean it was sent twice; keep the first
+                # (newest) linked and say so loudly, since the other costs money upstream.
+                log.error(
+                    "orders %s and %s both carry activation %d's token",
+                    found[token].activation_id,
+                    order.activation_id,
+                    by_token[token].id,
+                )
+                continue
+            found[token] = order
+    except DaisySimError as exc:
+        log.warning("reconciliation postponed: history walk failed: %s", exc)
+        report.error = str(exc)
+        return report
+
+    for activation in candidates:
+        try:
+            await _settle(
+                repo, db, activation, found.get(activation.recon_token), cancel_lock_seconds, report
+            )
+        except sqlite3.IntegrityError:
+            # E.g. the order's id is already linked to another activation: a human must look;
+            # the others are still settled.
+            log.exception("activation %d: could not be reconciled", activation.id)
+            report.failed.append(activation.id)
+    if report.settled:
+        log.info(
+            "reconciled: %d linked, %d completed, %d refunded",
+            len(report.linked),
+            len(report.completed),
+            len(report.refunded),
+        )
+    return report
+
+
+async def _settle(
+    repo: Repo,
+    db: Database,
+    activation: Activation,
+    order: Order | None,
+    cancel_lock_seconds: float,
+    report: ReconcileReport,
+) -> None:
+    now = time.time()
+    async with db.transaction() as tx:
+        if order is None:
+            changed = await end_with_refund(
+                repo,
+                tx,
+                activation,
+                state="failed",
+                from_states=UNSETTLED_STATES,
+                now=now,
+                error_code=activation.error_code or "NOT_SOLD",
+                note="reconciled: never sold upstream",
+            )
+            bucket = report.refunded
+        elif order.status == WAITING:
+            purchased_at = order.created_at.timestamp()
+            changed = await repo.activations.mark_waiting(
+                tx,
+                activation.id,
+                upstream_id=order.activation_id,
+                phone_number=order.phone_number,
+                upstream_amount=order.amount_charged_units,
+                purchased_at=purchased_at,
+                # The lock runs on the upstream's clock; never earlier than our own now.
+                cancel_after=max(purchased_at + cancel_lock_seconds, now),
+                from_states=UNSETTLED_STATES,
+            )
+            bucket = report.linked
+        elif order.status == COMPLETED and order.code is not None:
+            changed = await end_with_code(
+                repo,
+                tx,
+                activation,
+                code=order.code,
+                from_states=UNSETTLED_STATES,
+                now=now,
+                upstream_id=order.activation_id,
+                phone_number=order.phone_number,
+                upstream_amount=order.amount_charged_units,
+                purchased_at=order.created_at.timestamp(),
+            )
+            bucket = report.completed
+        elif order.status in (_CANCELLED, _EXPIRED):
+            changed = await end_with_refund(
+                repo,
+                tx,
+                activation,
+                state="cancelled" if order.status == _CANCELLED else "expired",
+                from_states=UNSETTLED_STATES,
+                now=now,
+                upstream_id=order.activation_id,
+                phone_number=order.phone_number,
+                upstream_amount=order.amount_charged_units,
+                note=f"reconciled: {order.status.lower()} upstream",
+            )
+            bucket = report.refunded
+        else:
+            log.warning(
+                "activation %d: upstream order %s has status %r; left for the next run",
+                activation.id,
+                order.activation_id,
+                order.status,
+            )
+            return
+    (bucket if changed else report.skipped).append(activation.id)

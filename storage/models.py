@@ -1,0 +1,194 @@
+"""What the repositories return: frozen dataclasses, never database rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeVar
+
+from storage.db import Row
+
+ActivationState = Literal[
+    "purchasing", "waiting", "completed", "cancelled", "expired", "failed", "unknown"
+]
+PURCHASING: Final = "purchasing"
+WAITING: Final = "waiting"
+COMPLETED: Final = "completed"
+CANCELLED: Final = "cancelled"
+EXPIRED: Final = "expired"
+FAILED: Final = "failed"
+UNKNOWN: Final = "unknown"
+
+# The user's money is held but the upstream outcome is not known yet.
+UNSETTLED_STATES: Final[tuple[str, ...]] = (PURCHASING, UNKNOWN)
+ACTIVE_STATES: Final[tuple[str, ...]] = (PURCHASING, WAITING, UNKNOWN)
+# Ended without a code: these, and only these, carry a refund.
+REFUNDED_STATES: Final[tuple[str, ...]] = (CANCELLED, EXPIRED, FAILED)
+FINAL_STATES: Final[tuple[str, ...]] = (COMPLETED, CANCELLED, EXPIRED, FAILED)
+ALL_STATES: Final[tuple[str, ...]] = (
+    PURCHASING,
+    WAITING,
+    COMPLETED,
+    CANCELLED,
+    EXPIRED,
+    FAILED,
+    UNKNOWN,
+)
+
+OwnerKind = Literal["user", "group"]
+LedgerKind = Literal[
+    "topup",
+    "stars",
+    "purchase",
+    "refund",
+    "transfer_in",
+    "transfer_out",
+    "adjustment",
+    "sandbox_bonus",
+]
+OutboxState = Literal["pending", "sent", "failed", "dropped"]
+PaymentStatus = Literal["paid", "refunded"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str | None
+    first_name: str
+    language: str | None
+    banned: bool
+    inactive: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    id: int
+    type: str
+    title: str | None
+    member_daily_limit_units: int | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    id: int
+    owner_kind: OwnerKind
+    owner_id: int
+    balance: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    wallet_id: int
+    amount: int
+    kind: str
+    activation_id: int | None
+    payment_id: int | None
+    counterparty_wallet_id: int | None
+    actor_id: int | None
+    note: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    id: int
+    user_id: int
+    wallet_id: int
+    chat_id: int | None
+    state: ActivationState
+    service_code: str
+    service_name: str
+    provider_id: str | None
+    country: str
+    user_price: int
+    upstream_price: int
+    upstream_amount: int | None
+    idempotency_key: str
+    recon_token: str
+    upstream_id: str | None
+    phone_number: str | None
+    code: str | None
+    error_code: str | None
+    created_at: float
+    purchased_at: float | None
+    cancel_after: float | None
+    completed_at: float | None
+    finished_at: float | None
+    card_chat_id: int | None
+    card_message_id: int | None
+    next_poll_at: float | None
+    poll_attempts: int
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def is_unsettled(self) -> bool:
+        return self.state in UNSETTLED_STATES
+
+    @property
+    def is_refunded_state(self) -> bool:
+        return self.state in REFUNDED_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    wallet_id: int
+    user_id: int
+    telegram_payment_charge_id: str
+    stars: int
+    amount_units: int
+    payload: str
+    status: PaymentStatus
+    created_at: float
+    refunded_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    chat_id: int
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str | None
+    state: OutboxState
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    sent_at: float | None
+    message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sales:
+    """Activations that kept their charge (a number was delivered or is still in use)."""
+
+    count: int
+    revenue_units: int  # what users paid
+    cost_units: int  # what the upstream charged for them
+
+
+_T = TypeVar("_T")
+_BOOL_FIELDS: Final = frozenset({"banned", "inactive"})
+
+
+def from_row(cls: type[_T], row: Row) -> _T:
+    """Build `cls` from the row's columns of the same names; later migrations may add columns
+    a dataclass does not know yet, which are ignored."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = row[field.name]
+        if field.name in _BOOL_FIELDS:
+            value = bool(value)
+        elif field.name == "payload" and cls is OutboxMessage:
+            value = json.loads(value)
+        values[field.name] = value
+    return cls(**values)

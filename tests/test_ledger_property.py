@@ -1,0 +1,263 @@
+"""Ledger property test: any sequence of credits, debits, transfers, purchases (some failing or
+losing their answer), codes, cancels and reconciliations keeps the books right.
+
+Driven through the real services against the sandbox over loopback HTTP, with a fresh SQLite
+file and a fresh sandbox account per example. After every operation:
+
+- every wallet's balance is >= 0 and equals its ledger sum (check_ledger finds nothing);
+- per wallet, balance = credits - debits + transfers in - transfers out - the price of every
+  activation that kept (or still holds) its charge, the "outside" flows coming from a model
+  kept in this test, the activation states from the database;
+- the users' charges minus refunds equal what the activations that kept their charge cost.
+
+At the end every open activation is settled (reconcile, then the automatic expiry) and our
+books are compared with the sandbox's: what it still charges is exactly what our completed
+activations cost it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import tempfile
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from bot.daisysim import DaisySimClient
+from bot.ledger_check import check_ledger
+from bot.sandbox import Sandbox, SandboxControlError
+from bot.services import activation as activations
+from bot.services import wallet
+from bot.services.errors import (
+    ActivationNotActive,
+    CancelTooEarly,
+    InsufficientFunds,
+    PurchasePending,
+    PurchaseRejected,
+)
+from bot.services.purchase import purchase
+from bot.services.reconcile import reconcile_unknown
+from storage.db import Database
+from storage.models import REFUNDED_STATES
+from storage.repo import Repo
+from tests.fixtures.money import PRICE, buy_request, make_client, new_user
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+USERS = (1, 2, 3)
+GROUP_CHAT = -500
+SERVICES = ("Signal", "Telegram", "WhatsApp")
+# None: a normal purchase; the rest are sandbox faults on that purchase.
+FAULTS = (None, None, None, "drop_after", "drop_before", "OUT_OF_STOCK", "INSUFFICIENT_BALANCE")
+_accounts = itertools.count()
+
+amounts = st.integers(min_value=1, max_value=40_000)
+user_index = st.integers(min_value=0, max_value=len(USERS) - 1)
+wallet_index = st.integers(min_value=0, max_value=len(USERS))  # the last one is the group's
+buys = st.tuples(
+    st.just("buy"),
+    user_index,
+    st.booleans(),  # from the group wallet
+    st.sampled_from(SERVICES),
+    st.integers(min_value=0, max_value=3000),  # markup in units
+    st.sampled_from(FAULTS),
+)
+operations = st.one_of(
+    buys,
+    buys,  # purchases are what can go wrong: draw them more often
+    buys,
+    st.tuples(st.just("credit"), wallet_index, amounts),
+    st.tuples(st.just("debit"), wallet_index, amounts),
+    st.tuples(st.just("transfer"), wallet_index, wallet_index, amounts),
+    st.tuples(st.just("code"), st.integers(min_value=0, max_value=20)),
+    st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=20)),
+    st.tuples(st.just("reconcile")),
+)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(time_scale=60.0, seed=3) as sb:
+        yield sb
+
+
+@dataclass
+class Model:
+    """The money that entered or left wallets from outside the activations."""
+
+    wallets: list[int]
+    flows: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    activation_ids: list[int] = field(default_factory=list)
+
+
+async def _check_invariants(db: Database, model: Model) -> None:
+    repo = Repo(db)
+    assert await check_ledger(db, unsettled_limit_seconds=1e9) == []
+    kept_by_wallet: dict[int, int] = defaultdict(int)
+    kept_total = 0
+    for activation_id in model.activation_ids:
+        act = await repo.activations.get(activation_id)
+        assert act is not None
+        assert isinstance(act.user_price, int)
+        if act.state not in REFUNDED_STATES:
+            kept_by_wallet[act.wallet_id] += act.user_price
+            kept_total += act.user_price
+    for wallet_id in model.wallets:
+        w = await repo.wallets.get(wallet_id)
+        assert w is not None
+        assert isinstance(w.balance, int)
+        assert w.balance >= 0
+        assert w.balance == model.flows[wallet_id] - kept_by_wallet[wallet_id]
+    totals = await repo.ledger.totals_by_kind()
+    charged = -totals.get("purchase", 0)
+    refunded = totals.get("refund", 0)
+    assert charged - refunded == kept_total
+
+
+async def _apply(
+    op: tuple[Any, ...], db: Database, client: DaisySimClient, sb: Sandbox, key: str, model: Model
+) -> None:
+    repo = Repo(db)
+    kind = op[0]
+    if kind == "credit":
+        target = model.wallets[op[1]]
+        await wallet.credit(db, target, op[2], actor_id=0)
+        model.flows[target] += op[2]
+    elif kind == "debit":
+        target = model.wallets[op[1]]
+        try:
+            await wallet.debit(db, target, op[2], actor_id=0)
+            model.flows[target] -= op[2]
+        except InsufficientFunds:
+            pass
+    elif kind == "transfer":
+        source, target = model.wallets[op[1]], model.wallets[op[2]]
+        if source == target:
+            return
+        try:
+            await wallet.transfer(db, source, target, op[3], actor_id=0)
+            model.flows[source] -= op[3]
+            model.flows[target] += op[3]
+        except InsufficientFunds:
+            pass
+    elif kind == "buy":
+        _, who, from_group, service, markup, fault = op
+        user_id = USERS[who]
+        payer = model.wallets[-1] if from_group else model.wallets[who]
+        if fault in ("drop_after", "drop_before"):
+            await sb.control.add_fault("purchase", fault, key=key)
+        elif fault is not None:
+            await sb.control.add_fault("purchase", "error", key=key, code=fault)
+        request = buy_request(
+            user_id,
+            payer,
+            f"tap-{len(model.activation_ids)}-{kind}-{markup}-{fault}",
+            service=service,
+            price=PRICE[service] + markup,
+        )
+        try:
+            act = await purchase(db, client, request)
+        except InsufficientFunds:
+            await sb.control.clear_faults()
+            return
+        except (PurchasePending, PurchaseRejected) as exc:
+            act = exc.activation
+        model.activation_ids.append(act.id)
+    elif kind == "code":
+        if not model.activation_ids:
+            return
+        picked = await repo.activations.get(model.activation_ids[op[1] % len(model.activation_ids)])
+        assert picked is not None
+        if picked.state != "waiting" or picked.upstream_id is None:
+            return
+        try:
+            code = await sb.control.deliver_code(picked.upstream_id)
+        except SandboxControlError:
+            return  # the order already ended upstream
+        await activations.complete(db, picked.id, code)
+    elif kind == "cancel":
+        if not model.activation_ids:
+            return
+        target_act = await repo.activations.get(
+            model.activation_ids[op[1] % len(model.activation_ids)]
+        )
+        assert target_act is not None
+        await sb.control.advance_clock(181)
+        with contextlib.suppress(ActivationNotActive, CancelTooEarly):
+            await activations.cancel(db, client, target_act.id, actor_id=target_act.user_id)
+    elif kind == "reconcile":
+        await reconcile_unknown(db, client, grace_seconds=0)
+
+
+async def _settle_everything(db: Database, client: DaisySimClient) -> None:
+    repo = Repo(db)
+    report = await reconcile_unknown(db, client, grace_seconds=0)
+    assert report.error is None
+    assert await repo.activations.list_unsettled() == []
+    for act in await repo.activations.list_waiting():
+        retry = await activations.expire(db, client, act.id)
+        assert retry is None, f"activation {act.id} not expired: retry in {retry}"
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    start=st.lists(
+        st.integers(min_value=0, max_value=60_000) | st.just(40_000), min_size=4, max_size=4
+    ),
+    ops=st.lists(operations, min_size=3, max_size=14),
+)
+async def test_any_sequence_keeps_the_books_right(
+    sandbox: Sandbox, start: list[int], ops: list[tuple[Any, ...]]
+) -> None:
+    key = f"prop-{next(_accounts)}"
+    await sandbox.control.set_account(key, balance_units=1_000_000)
+    await sandbox.control.clear_faults()
+    with tempfile.TemporaryDirectory() as folder:
+        db = await Database.open(Path(folder) / "prop.sqlite3")
+        try:
+            async with make_client(sandbox, key) as client:
+                wallets = [(await new_user(db, user_id)).id for user_id in USERS]
+                group = await wallet.get_or_create_group_wallet(db, GROUP_CHAT)
+                model = Model(wallets=[*wallets, group.id])
+                for wallet_id, amount in zip(model.wallets, start, strict=True):
+                    if amount:
+                        await wallet.credit(db, wallet_id, amount, actor_id=0)
+                        model.flows[wallet_id] += amount
+                for op in ops:
+                    await _apply(op, db, client, sandbox, key, model)
+                    await _check_invariants(db, model)
+                await sandbox.control.clear_faults()
+                await sandbox.control.advance_clock(181)
+                await _settle_everything(db, client)
+                await _check_invariants(db, model)
+
+                # Our books against the upstream's: it still charges exactly the numbers that
+                # got a code, at the amounts it told us.
+                repo = Repo(db)
+                final = [await repo.activations.get(i) for i in model.activation_ids]
+                completed = [a for a in final if a is not None and a.state == "completed"]
+                for a in final:
+                    assert a is not None
+                    event(f"ended {a.state} ({a.error_code or 'ok'})")
+                account = await sandbox.control.account(key)
+                assert account.debits_units - account.refunds_units == sum(
+                    a.upstream_amount or 0 for a in completed
+                )
+                assert account.balance_units == 1_000_000 - (
+                    account.debits_units - account.refunds_units
+                )
+                assert await repo.activations.list_waiting() == []
+        finally:
+            await db.close()

@@ -1,0 +1,436 @@
+"""The database layer and the repositories on a real temporary SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from storage.db import Database
+from storage.repo import Repo
+from tests.fixtures.money import new_user
+
+
+@pytest_asyncio.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(tmp_path / "bot.sqlite3")
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def repo(db: Database) -> Repo:
+    return Repo(db)
+
+
+async def _activation(
+    repo: Repo, user_id: int, wallet_id: int, key: str, *, price: int = 6000, now: float = 1000.0
+) -> int:
+    async with repo.db.transaction() as tx:
+        activation = await repo.activations.create(
+            tx,
+            user_id=user_id,
+            wallet_id=wallet_id,
+            chat_id=user_id,
+            service_code="Signal",
+            service_name="Signal",
+            provider_id=None,
+            country="USA",
+            user_price=price,
+            upstream_price=price,
+            idempotency_key=key,
+            recon_token=key.rjust(10, "0")[-10:],
+            now=now,
+        )
+        await repo.ledger.append(
+            tx, wallet_id, -price, "purchase", activation_id=activation.id, now=now
+        )
+    return activation.id
+
+
+# --- the connection and its transactions -----------------------------------------------------
+
+
+async def test_a_failed_transaction_leaves_nothing(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1, 10_000)
+
+    class Boom(Exception):
+        pass
+
+    async def half_done() -> None:
+        async with db.transaction() as tx:
+            await repo.ledger.append(tx, w.id, 5_000, "topup")
+            await repo.settings.set("k", "v", tx=tx)
+            raise Boom
+
+    with pytest.raises(Boom):
+        await half_done()
+    assert (await repo.wallets.get(w.id)).balance == 10_000  # type: ignore[union-attr]
+    assert await repo.settings.get("k") is None
+    assert await repo.ledger.count() == 1
+
+
+async def test_transactions_never_interleave(db: Database, repo: Repo) -> None:
+    """Read-modify-write with awaits inside: a shared connection without the lock would lose
+    updates (or share one SQLite transaction between coroutines)."""
+    await repo.settings.set("counter", "0")
+
+    async def bump() -> None:
+        async with db.transaction() as tx:
+            value = int(await repo.settings.get("counter", tx=tx) or "0")
+            await tx.fetch_value("SELECT COUNT(*) FROM ledger")  # another await in between
+            await repo.settings.set("counter", str(value + 1), tx=tx)
+
+    await asyncio.gather(*(bump() for _ in range(40)))
+    assert await repo.settings.get("counter") == "40"
+
+
+async def test_nested_use_fails_loudly_instead_of_hanging(db: Database, repo: Repo) -> None:
+    async with db.transaction() as tx:
+        with pytest.raises(RuntimeError, match="nested"):
+            await repo.settings.get("x")  # without tx= it would wait for our own lock
+        await repo.settings.get("x", tx=tx)
+    with pytest.raises(RuntimeError, match="after its block"):
+        await tx.execute("SELECT 1")
+
+
+async def test_a_cancelled_transaction_rolls_back_and_releases(db: Database, repo: Repo) -> None:
+    entered = asyncio.Event()
+    never = asyncio.Event()
+
+    async def stuck() -> None:
+        async with db.transaction() as tx:
+            await repo.settings.set("half", "written", tx=tx)
+            entered.set()
+            await never.wait()
+
+    task = asyncio.create_task(stuck())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await repo.settings.get("half") is None
+    async with db.transaction() as tx:  # the lock was released and no transaction is open
+        await repo.settings.set("after", "ok", tx=tx)
+    assert await repo.settings.get("after") == "ok"
+
+
+async def test_a_second_connection_waits_for_the_writer(tmp_path: Path) -> None:
+    """Two processes on one file: BEGIN IMMEDIATE plus busy_timeout make the second writer
+    wait for the first instead of failing with 'database is locked'."""
+    path = tmp_path / "shared.sqlite3"
+    first = await Database.open(path)
+    second = await Database.open(path)
+    try:
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def writer_one() -> None:
+            async with first.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES ('a', '1', 0)"
+                )
+                holding.set()
+                await release.wait()
+
+        task = asyncio.create_task(writer_one())
+        await holding.wait()
+        second_write = asyncio.create_task(
+            second.execute("INSERT INTO settings (key, value, updated_at) VALUES ('b', '2', 0)")
+        )
+        # While the first transaction is open the second writer is held back, not failed.
+        done, _ = await asyncio.wait({second_write}, timeout=0.3)
+        assert not done
+        release.set()
+        await task
+        await second_write
+        assert await second.fetch_value("SELECT COUNT(*) FROM settings") == 2
+    finally:
+        await first.close()
+        await second.close()
+
+
+# --- what the schema itself refuses ------------------------------------------------------
+
+
+async def test_the_ledger_is_append_only(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1, 10_000)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        await db.execute("UPDATE ledger SET amount = 1 WHERE wallet_id = ?", (w.id,))
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        await db.execute("DELETE FROM ledger WHERE wallet_id = ?", (w.id,))
+    assert await repo.ledger.sum_for_wallet(w.id) == 10_000
+
+
+async def test_one_purchase_and_one_refund_per_activation(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1, 50_000)
+    activation_id = await _activation(repo, 1, w.id, "k1")
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        async with db.transaction() as tx:
+            await repo.ledger.append(tx, w.id, -6000, "purchase", activation_id=activation_id)
+    async with db.transaction() as tx:
+        await repo.ledger.append(tx, w.id, 6000, "refund", activation_id=activation_id)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        async with db.transaction() as tx:
+            await repo.ledger.append(tx, w.id, 6000, "refund", activation_id=activation_id)
+    assert (await repo.wallets.get(w.id)).balance == 50_000  # type: ignore[union-attr]
+
+
+async def test_balances_never_go_below_zero(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1, 1_000)
+    with pytest.raises(sqlite3.IntegrityError, match="balance >= 0"):
+        async with db.transaction() as tx:
+            await repo.ledger.append(tx, w.id, -1_001, "adjustment")
+    assert (await repo.wallets.get(w.id)).balance == 1_000  # type: ignore[union-attr]
+    assert await repo.ledger.count() == 1
+
+
+async def test_money_is_never_a_float(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1, 1_000)
+    with pytest.raises(sqlite3.IntegrityError, match="typeof"):
+        await db.execute(
+            "INSERT INTO ledger (wallet_id, amount, kind, created_at) VALUES (?, ?, 'topup', 0)",
+            (w.id, 1.5),
+        )
+    with pytest.raises(TypeError):
+        async with db.transaction() as tx:
+            await repo.ledger.append(tx, w.id, 1.0, "topup")  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError, match="typeof"):
+        await db.execute("UPDATE wallets SET balance = 10.25 WHERE id = ?", (w.id,))
+    with pytest.raises(sqlite3.IntegrityError, match="typeof"):
+        await _activation(repo, 1, w.id, "kf", price=600.5)  # type: ignore[arg-type]
+
+
+async def test_entries_must_have_the_sign_and_links_of_their_kind(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1, 1_000)
+    cases: list[tuple[str, int]] = [
+        ("topup", -5),
+        ("purchase", 5),
+        ("refund", -5),
+        ("purchase", -5),  # no activation
+        ("stars", 5),  # no payment
+        ("transfer_in", 5),  # no counterparty
+        ("no_such_kind", 5),
+        ("topup", 0),
+    ]
+    for kind, amount in cases:
+        with pytest.raises(sqlite3.IntegrityError):
+            async with db.transaction() as tx:
+                await repo.ledger.append(tx, w.id, amount, kind)
+    with pytest.raises(sqlite3.IntegrityError, match="start at 0"):
+        await db.execute(
+            "INSERT INTO wallets (owner_kind, owner_id, balance, created_at) VALUES"
+            " ('user', 99, 500, 0)"
+        )
+    assert await repo.ledger.count() == 1
+
+
+# --- repositories ---------------------------------------------------------------------------
+
+
+async def test_users(repo: Repo) -> None:
+    user, created = await repo.users.upsert(7, username="a", first_name="A", language="ru")
+    assert created
+    assert user.language == "ru"
+    assert not user.banned
+    user, created = await repo.users.upsert(7, username="b", first_name="B", language="en")
+    assert not created
+    assert user.username == "b"
+    assert user.first_name == "B"
+    assert user.language == "ru"  # the user's own choice is kept
+    await repo.users.upsert(8, username=None, first_name="C")
+    await repo.users.upsert(9, username=None, first_name="D")
+    assert await repo.users.set_banned(8, True)
+    assert not await repo.users.set_banned(8, True)
+    assert await repo.users.set_inactive(9, True)
+    assert await repo.users.set_language(7, "en")
+    assert (await repo.users.get(7)).language == "en"  # type: ignore[union-attr]
+    assert await repo.users.broadcast_ids() == [7]
+    assert await repo.users.count() == 3
+    assert await repo.users.count(active_only=True) == 1
+    assert await repo.users.get(404) is None
+
+
+async def test_chats(repo: Repo) -> None:
+    chat = await repo.chats.upsert(-100, type="group", title="A")
+    assert chat.member_daily_limit_units is None
+    chat = await repo.chats.upsert(-100, type="supergroup", title="B")
+    assert (chat.type, chat.title) == ("supergroup", "B")
+    assert await repo.chats.set_member_daily_limit(-100, 25_000)
+    assert (await repo.chats.get(-100)).member_daily_limit_units == 25_000  # type: ignore[union-attr]
+
+
+async def test_wallets_are_one_per_owner(db: Database, repo: Repo) -> None:
+    async with db.transaction() as tx:
+        a, created_a = await repo.wallets.get_or_create(tx, "user", 5)
+        b, created_b = await repo.wallets.get_or_create(tx, "user", 5)
+        g, _ = await repo.wallets.get_or_create(tx, "group", 5)
+    assert created_a
+    assert not created_b
+    assert a.id == b.id != g.id
+    assert (await repo.wallets.get_by_owner("group", 5)).id == g.id  # type: ignore[union-attr]
+    assert await repo.wallets.count() == 2
+
+
+async def test_ledger_queries(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1)
+    async with db.transaction() as tx:
+        for i in range(1, 6):
+            await repo.ledger.append(tx, w.id, i * 100, "topup", now=1000.0 + i)
+        await repo.ledger.append(tx, w.id, -50, "adjustment", now=2000.0)
+    page1 = await repo.ledger.last_entries(w.id, 4)
+    assert [e.amount for e in page1] == [-50, 500, 400, 300]
+    page2 = await repo.ledger.last_entries(w.id, 4, before_id=page1[-1].id)
+    assert [e.amount for e in page2] == [200, 100]
+    assert await repo.ledger.totals_by_kind() == {"topup": 1500, "adjustment": -50}
+    assert await repo.ledger.totals_by_kind(since=1003.0, until=1999.0) == {"topup": 1200}
+    assert await repo.ledger.sum_for_wallet(w.id) == 1450
+    assert [e.amount for e in await repo.ledger.entries_page(after_id=page1[1].id)] == [-50]
+
+
+async def test_activation_listing_and_polling(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1, 100_000)
+    await new_user(db, 2, 100_000)
+    ids = [await _activation(repo, 1, w.id, f"k{i}", now=1000.0 + i) for i in range(6)]
+    async with db.transaction() as tx:
+        # 0: completed, 1: waiting, 2: cancelled, 3: unknown, 4: purchasing, 5: waiting
+        for i in (0, 1, 5):
+            assert await repo.activations.mark_waiting(
+                tx,
+                ids[i],
+                upstream_id=str(900 + i),
+                phone_number=f"+1940000000{i}",
+                upstream_amount=6000,
+                purchased_at=1100.0 + i,
+                cancel_after=1280.0,
+            )
+        assert await repo.activations.mark_completed(
+            tx, ids[0], code="1234", completed_at=1200.0, from_states=("waiting",)
+        )
+        assert await repo.activations.mark_ended(
+            tx, ids[2], state="cancelled", finished_at=1300.0, from_states=("purchasing",)
+        )
+        assert await repo.activations.mark_unknown(tx, ids[3], error_code="X")
+        # A transition from a state the activation is not in changes nothing.
+        assert not await repo.activations.mark_unknown(tx, ids[0], error_code="X")
+    listed = await repo.activations.list_for_user(1, limit=10)
+    assert [a.id for a in listed] == [ids[5], ids[4], ids[3], ids[1], ids[2], ids[0]]
+    assert [a.id for a in await repo.activations.list_for_user(1, limit=2, offset=4)] == [
+        ids[2],
+        ids[0],
+    ]
+    assert [a.id for a in await repo.activations.list_for_user(1, states=["completed"])] == [ids[0]]
+    assert await repo.activations.count_for_user(1) == 6
+    assert await repo.activations.count_for_user(1, states=["waiting", "cancelled"]) == 3
+    assert await repo.activations.count_for_user(2) == 0
+    assert [a.id for a in await repo.activations.list_active_for_user(1)] == [
+        ids[5],
+        ids[4],
+        ids[3],
+        ids[1],
+    ]
+    assert [a.id for a in await repo.activations.list_unsettled()] == [ids[3], ids[4]]
+    assert [a.id for a in await repo.activations.list_unsettled(created_before=1003.5)] == [ids[3]]
+    assert [a.id for a in await repo.activations.due_for_poll(1103.0)] == [ids[1]]
+    assert await repo.activations.schedule_poll([ids[1], ids[0]], 5000.0) == 1
+    assert [a.id for a in await repo.activations.due_for_poll(1200.0)] == [ids[5]]
+    polled = await repo.activations.get(ids[1])
+    assert polled is not None
+    assert polled.poll_attempts == 1
+    assert polled.next_poll_at == 5000.0
+    assert {a.id for a in await repo.activations.list_waiting()} == {ids[1], ids[5]}
+    assert await repo.activations.count_by_state() == {
+        "completed": 1,
+        "waiting": 2,
+        "cancelled": 1,
+        "unknown": 1,
+        "purchasing": 1,
+    }
+    await repo.activations.set_card(ids[1], 1, 77)
+    card = await repo.activations.get(ids[1])
+    assert card is not None
+    assert (card.card_chat_id, card.card_message_id) == (1, 77)
+    assert (await repo.activations.get_by_upstream_id("901")).id == ids[1]  # type: ignore[union-attr]
+    assert (await repo.activations.get_by_key("k4")).id == ids[4]  # type: ignore[union-attr]
+    # Kept charges: 0 (completed), 1 and 5 (waiting); the cancelled one is refunded.
+    sales = await repo.activations.sales()
+    assert (sales.count, sales.revenue_units, sales.cost_units) == (3, 18_000, 18_000)
+    # member_spent counts everything but refunded ones.
+    assert await repo.activations.member_spent(w.id, 1, 0.0) == 5 * 6000
+
+
+async def test_payments_are_unique_per_charge(db: Database, repo: Repo) -> None:
+    w = await new_user(db, 1)
+    async with db.transaction() as tx:
+        first = await repo.payments.create(
+            tx,
+            wallet_id=w.id,
+            user_id=1,
+            telegram_payment_charge_id="ch1",
+            stars=80,
+            amount_units=10_000,
+            payload="p",
+        )
+        again = await repo.payments.create(
+            tx,
+            wallet_id=w.id,
+            user_id=1,
+            telegram_payment_charge_id="ch1",
+            stars=80,
+            amount_units=10_000,
+            payload="p",
+        )
+    assert first is not None
+    assert again is None
+    async with db.transaction() as tx:
+        assert await repo.payments.mark_refunded(tx, first.id)
+        assert not await repo.payments.mark_refunded(tx, first.id)
+    refunded = await repo.payments.get_by_charge_id("ch1")
+    assert refunded is not None
+    assert refunded.status == "refunded"
+    assert [p.id for p in await repo.payments.list_for_user(1)] == [first.id]
+
+
+async def test_settings(repo: Repo) -> None:
+    await repo.settings.set("markup_percent", "10")
+    await repo.settings.set("markup_percent", "12.5")
+    await repo.settings.set("a", "b")
+    assert await repo.settings.get("markup_percent") == "12.5"
+    assert await repo.settings.all() == {"a": "b", "markup_percent": "12.5"}
+    assert await repo.settings.delete("a")
+    assert await repo.settings.get("a") is None
+
+
+async def test_outbox_lifecycle(repo: Repo) -> None:
+    first = await repo.outbox.enqueue(1, "code", {"text": "Код 1234"}, dedupe_key="c1", now=100.0)
+    assert first is not None
+    assert await repo.outbox.enqueue(1, "code", {"text": "again"}, dedupe_key="c1") is None
+    later = await repo.outbox.enqueue(2, "refund", {"n": 1}, not_before=500.0, now=101.0)
+    third = await repo.outbox.enqueue(3, "alert", {}, now=102.0)
+    assert later is not None
+    assert third is not None
+
+    claimed = await repo.outbox.claim_due(200.0, limit=10, lease_seconds=30.0)
+    assert [m.id for m in claimed] == [first, third]
+    assert claimed[0].payload == {"text": "Код 1234"}
+    assert claimed[0].attempts == 1
+    # Leased: not claimed again until the lease runs out.
+    assert await repo.outbox.claim_due(210.0) == []
+    assert await repo.outbox.mark_sent(first, message_id=55, now=211.0)
+    assert not await repo.outbox.mark_sent(first, message_id=56)
+    assert await repo.outbox.mark_failed(third, "429", retry_at=300.0)
+    assert [m.id for m in await repo.outbox.claim_due(300.0)] == [third]
+    assert await repo.outbox.mark_failed(third, "400 chat not found", retry_at=None)
+    assert [m.id for m in await repo.outbox.claim_due(600.0)] == [later]
+    assert await repo.outbox.drop_pending_for_chat(2, "blocked") == 1
+    assert await repo.outbox.count_by_state() == {"sent": 1, "failed": 1, "dropped": 1}
+    sent = await repo.outbox.get(first)
+    assert sent is not None
+    assert (sent.state, sent.message_id, sent.sent_at) == ("sent", 55, 211.0)
+    assert await repo.outbox.next_due_at() is None
