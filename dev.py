@@ -36,7 +36,10 @@ def ensure_venv() -> None:
 
 
 def main(argv: list[str]) -> int:
+    # Bare `run`: the bot when BOT_TOKEN is configured, otherwise the demo web chat.
     command, rest = (argv[0], argv[1:]) if argv else ("run", [])
+    if command == "run":
+        command = "auto"
     ensure_venv()
     if command == "test":
         args = [str(PY), "-m", "pytest", *rest]
@@ -45,7 +48,7 @@ def main(argv: list[str]) -> int:
         mypy = subprocess.call([str(PY), "-m", "mypy", "."], cwd=ROOT)
         return ruff or mypy
     else:
-        # `run`, `sandbox`, `demo`, `ledger-check`, ... are the bot's own subcommands.
+        # `auto`, `sandbox`, `demo`, `ledger-check`, ... are the bot's own subcommands.
         args = [str(PY), "-m", "bot", command, *rest]
     try:
         return subprocess.call(args, cwd=ROOT)

@@ -24,6 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sandbox_arguments(sandbox)
 
+    demo = sub.add_parser("demo", help="try the bot in a local web chat, no Telegram token needed")
+    from bot.demo.cli import add_demo_arguments
+
+    add_demo_arguments(demo)
+
+    sub.add_parser(
+        "auto", help="run the bot when BOT_TOKEN is set, otherwise the demo (dev.py run uses it)"
+    )
+
     check = sub.add_parser("ledger-check", help="verify every wallet and activation settles")
     check.add_argument("--db", help="SQLite file (default: DATABASE_PATH)")
     return parser
@@ -39,6 +48,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
         from bot.sandbox.cli import run_from_args
 
         return run_from_args(args)
+    if command == "demo":
+        from bot.demo.cli import run_from_args as run_demo
+
+        return run_demo(args)
     if command == "ledger-check":
         from bot.ledger_check import main as ledger_main
 
@@ -47,7 +60,14 @@ def cli(argv: Sequence[str] | None = None) -> int:
     from bot.config import SettingsError, load_settings
 
     try:
-        settings = load_settings(require_token=True)
+        settings = load_settings(require_token=command != "auto")
+        if settings.bot_token is None:
+            # Only reached for `auto`: a newcomer without a token gets the whole product in a
+            # browser instead of an error.
+            print("daisybot: no BOT_TOKEN set, so starting the demo (web chat) instead", flush=True)
+            from bot.demo.cli import run_from_args as run_demo
+
+            return run_demo(parser.parse_args(["demo"]))
     except SettingsError as exc:
         print(f"daisybot: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,120 @@
+"""Every inline button's callback data, in one place.
+
+Prefixes are short and carry a version (``v1``): when a layout changes, the new classes get
+``v2`` prefixes and the old buttons still parse into the stale-button handler instead of into
+the wrong handler. Only ids travel in callback data; nothing in it is trusted for ownership
+(every activation button checks the stored owner) and a forged value that does not parse falls
+through to the stale-button answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+# Telegram's limit on callback_data, in bytes.
+MAX_CALLBACK_BYTES = 64
+_NONCE_ALPHABET = string.ascii_letters + string.digits
+# A service code travels as-is when it is short and cannot clash with the separator; anything
+# else is referred to by a short digest that the catalogue resolves back to the code.
+_MAX_RAW_REF = 24
+_REF_DIGEST_MARK = "~"
+
+
+class MenuAction(StrEnum):
+    MAIN = "m"
+    BUY = "b"
+    NUMBERS = "n"
+    BALANCE = "w"
+    HELP = "h"
+    LANGUAGE = "l"
+
+
+class MenuCb(CallbackData, prefix="v1m"):
+    action: MenuAction
+
+
+class LangCb(CallbackData, prefix="v1l"):
+    lang: str
+
+
+class CountryCb(CallbackData, prefix="v1c"):
+    country: str
+
+
+class ServicesCb(CallbackData, prefix="v1s"):
+    """A page of the service picker."""
+
+    country: str
+    page: int
+
+
+class ServiceAction(StrEnum):
+    OPEN = "o"  # open the pool picker of a multi-pool service
+    STAR = "s"  # toggle the favourite star
+
+
+class ServiceCb(CallbackData, prefix="v1v"):
+    action: ServiceAction
+    country: str
+    ref: str
+    page: int
+
+
+class BuyCb(CallbackData, prefix="v1b"):
+    """The button that buys: what, from which pool, at which price, and a one-off nonce.
+
+    ``price`` is the user price in ledger units shown on the button; the purchase charges
+    exactly that or asks again. ``nonce`` makes the idempotency key, so a second tap on the
+    same button buys nothing more.
+    """
+
+    country: str
+    ref: str
+    pool: str  # provider_id, or "" for "cheapest available"
+    price: int
+    nonce: str
+
+
+class ActAction(StrEnum):
+    REFRESH = "r"
+    CANCEL = "c"
+    SHOW = "s"  # re-send the card (from My numbers)
+
+
+class ActCb(CallbackData, prefix="v1a"):
+    action: ActAction
+    id: int
+
+
+class HistoryFilter(StrEnum):
+    ALL = "a"
+    ACTIVE = "w"
+    COMPLETED = "c"
+    REFUNDED = "r"
+
+
+class HistoryCb(CallbackData, prefix="v1h"):
+    status: HistoryFilter
+    page: int
+
+
+def new_nonce(length: int = 8) -> str:
+    """A random token for one buy button (62^8 values: collisions per user are negligible)."""
+    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(length))
+
+
+def service_ref(code: str) -> str:
+    """How a service code travels in callback data (see the module notes)."""
+    if len(code) <= _MAX_RAW_REF and ":" not in code and not code.startswith(_REF_DIGEST_MARK):
+        return code
+    digest = hashlib.sha256(code.encode()).hexdigest()[:12]
+    return f"{_REF_DIGEST_MARK}{digest}"
+
+
+def ref_matches(ref: str, code: str) -> bool:
+    return service_ref(code) == ref

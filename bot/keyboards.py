@@ -1,0 +1,302 @@
+"""Inline keyboards. Labels come from the translator; callback data from `bot.callbacks`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.callbacks import (
+    ActAction,
+    ActCb,
+    BuyCb,
+    CountryCb,
+    HistoryCb,
+    HistoryFilter,
+    LangCb,
+    MenuAction,
+    MenuCb,
+    ServiceAction,
+    ServiceCb,
+    ServicesCb,
+    new_nonce,
+)
+from bot.daisysim import Country
+from bot.i18n import LANGUAGES, Translator
+from bot.money import format_usd
+from bot.services.catalogue import Pool, Service
+
+logger = logging.getLogger(__name__)
+
+Rows = list[list[InlineKeyboardButton]]
+
+
+def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def markup(rows: Rows) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def main_menu(t: Translator) -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [button(t.plain("menu-buy"), MenuCb(action=MenuAction.BUY))],
+            [
+                button(t.plain("menu-numbers"), MenuCb(action=MenuAction.NUMBERS)),
+                button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE)),
+            ],
+            [
+                button(t.plain("menu-help"), MenuCb(action=MenuAction.HELP)),
+                button(t.plain("menu-language"), MenuCb(action=MenuAction.LANGUAGE)),
+            ],
+        ]
+    )
+
+
+def menu_row(t: Translator) -> list[InlineKeyboardButton]:
+    return [button(t.plain("menu-back"), MenuCb(action=MenuAction.MAIN))]
+
+
+def back_to_menu(t: Translator) -> InlineKeyboardMarkup:
+    return markup([menu_row(t)])
+
+
+def language_keyboard(t: Translator) -> InlineKeyboardMarkup:
+    row = [button(t.plain(f"language-{lang}"), LangCb(lang=lang)) for lang in LANGUAGES]
+    return markup([row, menu_row(t)])
+
+
+def countries_keyboard(t: Translator, countries: Sequence[Country]) -> InlineKeyboardMarkup:
+    rows = [[button(c.name, CountryCb(country=c.id))] for c in countries]
+    rows.append(menu_row(t))
+    return markup(rows)
+
+
+def buy_button(
+    label: str, country: str, service: Service, pool: str | None, price_units: int
+) -> InlineKeyboardButton | None:
+    """A button that buys at `price_units`, with its own nonce (None if it cannot be packed)."""
+    try:
+        data = BuyCb(
+            country=country, ref=service.ref, pool=pool or "", price=price_units, nonce=new_nonce()
+        )
+        return button(label, data)
+    except ValueError:
+        # An upstream id longer than callback data allows; better one missing button than none.
+        logger.warning("cannot build a buy button for %s pool %s", service.code, pool)
+        return None
+
+
+def service_label(t: Translator, service: Service) -> str:
+    price = format_usd(service.price_units)
+    if not service.multi_pool:
+        return t.plain("service-button", name=service.name, price=price)
+    if not service.available:
+        return t.plain("service-soldout-button", name=service.name)
+    return t.plain("service-multi-button", name=service.name, price=price)
+
+
+def service_row(
+    t: Translator, service: Service, country: str, page: int, starred: bool
+) -> list[InlineKeyboardButton] | None:
+    """One service: tapping a single-pool service buys it; a multi-pool one opens its pools."""
+    label = service_label(t, service)
+    main: InlineKeyboardButton | None
+    try:
+        star = button(
+            t.plain("star-on-button" if starred else "star-off-button"),
+            ServiceCb(action=ServiceAction.STAR, country=country, ref=service.ref, page=page),
+        )
+        if service.multi_pool:
+            main = button(
+                label,
+                ServiceCb(action=ServiceAction.OPEN, country=country, ref=service.ref, page=page),
+            )
+        else:
+            main = buy_button(label, country, service, None, service.price_units)
+    except ValueError:
+        main = None
+    if main is None:
+        return None
+    return [main, star]
+
+
+def services_keyboard(
+    t: Translator,
+    services: Iterable[Service],
+    *,
+    country: str,
+    page: int,
+    pages: int,
+    favourites: set[str],
+    paged: bool = True,
+) -> InlineKeyboardMarkup:
+    rows: Rows = []
+    for service in services:
+        row = service_row(t, service, country, page, service.code in favourites)
+        if row is not None:
+            rows.append(row)
+    if paged and pages > 1:
+        nav: list[InlineKeyboardButton] = []
+        if page > 0:
+            nav.append(
+                button(t.plain("page-prev-button"), ServicesCb(country=country, page=page - 1))
+            )
+        if page < pages - 1:
+            nav.append(
+                button(t.plain("page-next-button"), ServicesCb(country=country, page=page + 1))
+            )
+        rows.append(nav)
+    if not paged:
+        rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=0))])
+    rows.append(menu_row(t))
+    return markup(rows)
+
+
+def pool_label(t: Translator, pool: Pool) -> str:
+    return t.plain(
+        "pool-button", pool=pool.provider_id, price=format_usd(pool.price_units), count=pool.count
+    )
+
+
+def pools_keyboard(
+    t: Translator,
+    service: Service,
+    *,
+    country: str,
+    page: int = 0,
+    excluding: str | None = None,
+) -> InlineKeyboardMarkup:
+    """ "Cheapest available" first (it omits provider_id), then every pool that has stock."""
+    rows: Rows = []
+    in_stock = service.pools_in_stock(excluding=excluding)
+    if in_stock or not service.pools:
+        cheapest = buy_button(
+            t.plain("pool-cheapest-button", price=format_usd(service.price_units)),
+            country,
+            service,
+            None,
+            service.price_units,
+        )
+        if cheapest is not None:
+            rows.append([cheapest])
+    for pool in in_stock:
+        pinned = buy_button(
+            pool_label(t, pool), country, service, pool.provider_id, pool.price_units
+        )
+        if pinned is not None:
+            rows.append([pinned])
+    if not rows:
+        # Nothing to buy now: offer to look again rather than a dead end.
+        rows.append(
+            [
+                button(
+                    t.plain("retry-button"),
+                    ServiceCb(
+                        action=ServiceAction.OPEN, country=country, ref=service.ref, page=page
+                    ),
+                )
+            ]
+        )
+    rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=page))])
+    return markup(rows)
+
+
+def retry_keyboard(
+    t: Translator, country: str, service: Service, pool: str | None, price_units: int
+) -> InlineKeyboardMarkup:
+    """Try the same purchase again (a fresh nonce), or go back to the list."""
+    rows: Rows = []
+    again = buy_button(
+        t.plain("retry-price-button", price=format_usd(price_units)),
+        country,
+        service,
+        pool,
+        price_units,
+    )
+    if again is not None:
+        rows.append([again])
+    rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=0))])
+    return markup(rows)
+
+
+def confirm_price_keyboard(
+    t: Translator, country: str, service: Service, pool: str | None, price_units: int
+) -> InlineKeyboardMarkup:
+    rows: Rows = []
+    confirm = buy_button(
+        t.plain("buy-confirm-button", price=format_usd(price_units)),
+        country,
+        service,
+        pool,
+        price_units,
+    )
+    if confirm is not None:
+        rows.append([confirm])
+    rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=0))])
+    return markup(rows)
+
+
+def services_button_keyboard(t: Translator, country: str) -> InlineKeyboardMarkup:
+    return markup(
+        [[button(t.plain("services-button"), ServicesCb(country=country, page=0))], menu_row(t)]
+    )
+
+
+def insufficient_keyboard(t: Translator, country: str) -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE))],
+            [button(t.plain("services-button"), ServicesCb(country=country, page=0))],
+        ]
+    )
+
+
+def balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
+    return markup(
+        [[button(t.plain("balance-refresh"), MenuCb(action=MenuAction.BALANCE))], menu_row(t)]
+    )
+
+
+def history_keyboard(
+    t: Translator,
+    *,
+    current: HistoryFilter,
+    page: int,
+    pages: int,
+    open_buttons: Sequence[tuple[str, int]],
+) -> InlineKeyboardMarkup:
+    """Buttons to reopen the active cards, the status filter, paging and the menu."""
+    rows: Rows = [
+        [button(label, ActCb(action=ActAction.SHOW, id=activation_id))]
+        for label, activation_id in open_buttons
+    ]
+    filters = []
+    for item, key in (
+        (HistoryFilter.ALL, "numbers-filter-all"),
+        (HistoryFilter.ACTIVE, "numbers-filter-active"),
+        (HistoryFilter.COMPLETED, "numbers-filter-completed"),
+        (HistoryFilter.REFUNDED, "numbers-filter-refunded"),
+    ):
+        label = t.plain(key)
+        filters.append(
+            button(f"• {label}" if item == current else label, HistoryCb(status=item, page=0))
+        )
+    rows.append(filters)
+    if pages > 1:
+        nav: list[InlineKeyboardButton] = []
+        if page > 0:
+            nav.append(
+                button(t.plain("page-prev-button"), HistoryCb(status=current, page=page - 1))
+            )
+        if page < pages - 1:
+            nav.append(
+                button(t.plain("page-next-button"), HistoryCb(status=current, page=page + 1))
+            )
+        rows.append(nav)
+    rows.append(menu_row(t))
+    return markup(rows)

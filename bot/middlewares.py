@@ -1,0 +1,132 @@
+"""Per-update plumbing: who is asking (user, wallet, language), and which updates are running.
+
+`UserMiddleware` is an outer middleware on messages and callback queries: it loads or creates
+the user and their wallet before any filter runs, so every handler declares `user`, `wallet`
+and `t` as typed parameters, and a banned user is stopped here with one polite line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import User as TgUser
+
+from bot.config import Settings
+from bot.i18n import I18n, language_for
+from bot.services import wallet as wallet_service
+from storage.db import Database
+from storage.repo import Repo
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UserMiddleware(BaseMiddleware):
+    """Puts `user`, `wallet` and `t` (a Translator in the user's language) into handler data."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg_user: TgUser | None = data.get("event_from_user")
+        if tg_user is None or tg_user.is_bot:
+            return await handler(event, data)
+        repo: Repo = data["repo"]
+        db: Database = data["db"]
+        settings: Settings = data["settings"]
+        i18n: I18n = data["i18n"]
+        user, created = await repo.users.upsert(
+            tg_user.id,
+            username=tg_user.username,
+            first_name=tg_user.first_name,
+            language=language_for(tg_user.language_code),
+        )
+        if created:
+            logger.info("new user %d", user.id)
+        t = i18n.translator(user.language)
+        data["t"] = t
+        if user.banned:
+            await _refuse(event, t.plain("banned"))
+            return None
+        bonus = settings.sandbox_start_balance_units if settings.sandbox_mode else 0
+        data["user"] = user
+        data["wallet"] = await wallet_service.get_or_create_user_wallet(
+            db, user.id, sandbox_bonus_units=bonus
+        )
+        return await handler(event, data)
+
+
+async def _refuse(event: TelegramObject, text: str) -> None:
+    if isinstance(event, CallbackQuery):
+        await event.answer(text, show_alert=True)
+    elif isinstance(event, Message) and event.chat.type == "private":
+        await event.answer(text, parse_mode=None)
+
+
+class InflightMiddleware(BaseMiddleware):
+    """Tracks the tasks handling updates, so shutdown can let them finish before the
+    database closes under them (aiogram does not wait for them when polling stops)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            return await handler(event, data)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` s for running updates, then cancel the rest and wait for them."""
+        current = asyncio.current_task()
+        tasks = {t for t in self._tasks if t is not current and not t.done()}
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            logger.warning("cancelling an update still running at shutdown")
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, forgotten when nobody holds or waits for it.
+
+    A double tap on a buy button arrives as two updates handled concurrently; serialising
+    them on the idempotency key lets the second see what the first bought and say so, instead
+    of both sending a card for the same number.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -1,0 +1,150 @@
+"""The service picker (pages; favourites, recent and popular first) and the pool picker."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+
+from bot.callbacks import CountryCb, MenuAction, MenuCb, ServiceAction, ServiceCb, ServicesCb
+from bot.i18n import Translator
+from bot.keyboards import (
+    countries_keyboard,
+    pools_keyboard,
+    retry_keyboard,
+    services_button_keyboard,
+    services_keyboard,
+)
+from bot.services.catalogue import Catalogue, Service, page_of
+from handlers.common import edit_or_send, pressed_message
+from storage.models import User
+
+
+async def services_view(
+    t: Translator, catalogue: Catalogue, user: User, country: str, page: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    services = await catalogue.for_user(user.id, country)
+    if not services:
+        return t("services-empty"), services_button_keyboard(t, country)
+    shown, page, pages = page_of(services, page)
+    favourites = await catalogue.favourites(user.id)
+    text = t("services-text")
+    if pages > 1:
+        text += "\n" + t("services-page", page=page + 1, pages=pages)
+    keyboard = services_keyboard(
+        t, shown, country=country, page=page, pages=pages, favourites=favourites
+    )
+    return text, keyboard
+
+
+def pools_view(
+    t: Translator, service: Service, country: str, page: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    if not service.multi_pool:
+        # A stale "open pools" button of a service that became single-pool: buy it directly.
+        keyboard = retry_keyboard(t, country, service, None, service.price_units)
+        return t("pools-text", name=service.name), keyboard
+    key = "pools-text" if service.available else "pools-none"
+    return t(key, name=service.name), pools_keyboard(t, service, country=country, page=page)
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private")
+
+    async def first_screen(
+        t: Translator, catalogue: Catalogue, user: User
+    ) -> tuple[str, InlineKeyboardMarkup]:
+        countries = await catalogue.countries()
+        if len(countries) > 1:
+            return t("countries-text"), countries_keyboard(t, countries)
+        country = countries[0].id if countries else await catalogue.default_country()
+        return await services_view(t, catalogue, user, country, 0)
+
+    @router.message(Command("buy"))
+    async def buy_command(
+        message: Message, t: Translator, catalogue: Catalogue, user: User
+    ) -> None:
+        text, keyboard = await first_screen(t, catalogue, user)
+        await message.answer(text, reply_markup=keyboard)
+
+    @router.callback_query(MenuCb.filter(F.action == MenuAction.BUY))
+    async def buy_menu(
+        query: CallbackQuery, t: Translator, catalogue: Catalogue, user: User
+    ) -> None:
+        text, keyboard = await first_screen(t, catalogue, user)
+        await edit_or_send(query, text, keyboard)
+
+    @router.callback_query(CountryCb.filter())
+    async def country_chosen(
+        query: CallbackQuery,
+        callback_data: CountryCb,
+        t: Translator,
+        catalogue: Catalogue,
+        user: User,
+    ) -> None:
+        text, keyboard = await services_view(t, catalogue, user, callback_data.country, 0)
+        await edit_or_send(query, text, keyboard)
+
+    @router.callback_query(ServicesCb.filter())
+    async def services_page(
+        query: CallbackQuery,
+        callback_data: ServicesCb,
+        t: Translator,
+        catalogue: Catalogue,
+        user: User,
+    ) -> None:
+        text, keyboard = await services_view(
+            t, catalogue, user, callback_data.country, callback_data.page
+        )
+        await edit_or_send(query, text, keyboard)
+
+    @router.callback_query(ServiceCb.filter(F.action == ServiceAction.OPEN))
+    async def open_service(
+        query: CallbackQuery, callback_data: ServiceCb, t: Translator, catalogue: Catalogue
+    ) -> None:
+        service = await catalogue.find(callback_data.country, callback_data.ref)
+        if service is None:
+            await edit_or_send(
+                query,
+                t("buy-gone", name=callback_data.ref),
+                services_button_keyboard(t, callback_data.country),
+            )
+            return
+        text, keyboard = pools_view(t, service, callback_data.country, callback_data.page)
+        await edit_or_send(query, text, keyboard)
+
+    @router.callback_query(ServiceCb.filter(F.action == ServiceAction.STAR))
+    async def toggle_star(
+        query: CallbackQuery,
+        callback_data: ServiceCb,
+        t: Translator,
+        catalogue: Catalogue,
+        user: User,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        service = await catalogue.find(callback_data.country, callback_data.ref)
+        if service is None:
+            callback_answer.text = t.plain("stale-answer")
+            return
+        starred = await catalogue.toggle_favourite(user.id, service.code)
+        callback_answer.text = t.plain("star-added" if starred else "star-removed")
+        # Swap just the star in place: the list may be a page or search results, and
+        # re-ordering it under the user's finger would make the next tap hit another row.
+        message = pressed_message(query)
+        if message is None or message.reply_markup is None:
+            return
+        label = t.plain("star-on-button" if starred else "star-off-button")
+        rows = [
+            [
+                InlineKeyboardButton(text=label, callback_data=b.callback_data)
+                if b.callback_data == query.data
+                else b
+                for b in row
+            ]
+            for row in message.reply_markup.inline_keyboard
+        ]
+        await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+
+    return router
