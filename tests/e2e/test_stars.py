@@ -1,0 +1,215 @@
+"""Telegram Stars end to end: the invoice from the Balance screen, the pre-checkout check, the
+payment credited exactly once (also when Telegram delivers the update twice), a refund by an
+admin through refundStarPayment, /paysupport and /terms. Real app, emulator, sandbox, SQLite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App
+from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser, PaymentDeclined
+from bot.sandbox import Sandbox
+from bot.services.poller import install
+from bot.services.topup import parse_payload
+from tests.conftest import make_settings, running_app
+from tests.e2e.helpers import (
+    assert_books_balanced,
+    balance,
+    ledger,
+    no_traceback,
+    open_services,
+    start,
+    wait_until,
+)
+
+ADMIN = 900
+
+
+@pytest.fixture
+async def app(tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator) -> AsyncIterator[App]:
+    settings = make_settings(tmp_path, sandbox, emulator, admin_ids=str(ADMIN))
+    async with running_app(settings, emulator, job_installers=[install]) as running:
+        yield running
+
+
+async def handled(emu: BotAPIEmulator, app: App, update: dict[str, Any]) -> None:
+    """Until the bot has fetched `update` and finished handling it."""
+    await emu.wait_confirmed(update["update_id"])
+    # The handler task registers itself before the next getUpdates leaves, which is what
+    # confirms the update; once nothing is running, it is done.
+    await wait_until(lambda: app.inflight.running == 0, what="the update handled")
+
+
+async def invoice_for(user: EmulatedUser, menu: ChatMessage, amount: str) -> ChatMessage:
+    await user.press(menu, "Balance")
+    screen = await user.wait_for_edit(menu, lambda m: "Balance:" in m.text)
+    await user.press(screen, "Top up")
+    amounts = await user.wait_for_edit(screen, lambda m: "Telegram Stars" in m.text)
+    await user.press(amounts, amount)
+    return await user.wait_for(lambda m: m.invoice is not None)
+
+
+def payments_received(user: EmulatedUser) -> list[ChatMessage]:
+    return [m for m in user.history if "Payment received" in m.text]
+
+
+async def test_a_stars_payment_is_credited_once(app: App, emulator: BotAPIEmulator) -> None:
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+    message = await invoice_for(alice, menu, "$5.00 — 400 ⭐")
+    invoice = message.invoice
+    assert invoice is not None
+    assert invoice.currency == "XTR"
+    assert invoice.total_amount == 400  # $5 × STARS_PER_USD 80
+    wallet = await app.repo.wallets.get_by_owner("user", 1001)
+    assert wallet is not None
+    parsed = parse_payload(invoice.payload)
+    assert parsed is not None
+    assert (parsed.wallet_id, parsed.units, parsed.stars) == (wallet.id, 50_000, 400)
+
+    update = await alice.pay(message)
+    done = await alice.wait_for(lambda m: "Payment received" in m.text)
+    assert "+$5.00" in done.text
+    assert "Balance: $5.00" in done.text
+    # Telegram delivers the same update again: nothing more.
+    await handled(emulator, app, emulator.push_update(update))
+    await handled(emulator, app, emulator.push_update(update))
+    assert await balance(app, 1001) == 50_000
+    assert [(e.kind, e.amount) for e in await ledger(app, 1001)] == [("stars", 50_000)]
+    charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+    payment = await app.repo.payments.get_by_charge_id(charge)
+    assert payment is not None
+    assert (payment.stars, payment.amount_units, payment.user_id) == (400, 50_000, 1001)
+    assert len(payments_received(alice)) == 1
+
+    # The same invoice paid again is a new payment (a new charge id): credited again.
+    second = await alice.pay(message)
+    assert second["message"]["successful_payment"]["telegram_payment_charge_id"] != charge
+    await wait_until(lambda: len(payments_received(alice)) == 2, what="the second credit")
+    assert await balance(app, 1001) == 100_000
+    await assert_books_balanced(app)
+    no_traceback(alice)
+
+
+async def test_a_restart_between_deliveries_credits_once(
+    tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
+) -> None:
+    settings = make_settings(tmp_path, sandbox, emulator)
+    async with running_app(settings, emulator, job_installers=[install]) as first:
+        alice, menu = await start(emulator, first, 1001, name="Alice", funds=0)
+        message = await invoice_for(alice, menu, "$1.00 — 80 ⭐")
+        update = await alice.pay(message)
+        await alice.wait_for(lambda m: "Payment received" in m.text)
+    async with running_app(settings, emulator, job_installers=[install]) as second:
+        await handled(emulator, second, emulator.push_update(update))
+        assert await balance(second, 1001) == 10_000
+        assert len(await ledger(second, 1001)) == 1
+        await assert_books_balanced(second)
+
+
+async def test_pre_checkout_refuses_a_banned_payer(app: App, emulator: BotAPIEmulator) -> None:
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+    message = await invoice_for(alice, menu, "$1.00 — 80 ⭐")
+    await app.repo.users.set_banned(1001, True)
+    with pytest.raises(PaymentDeclined) as declined:
+        await alice.pay(message)
+    assert declined.value.error_message == "This account cannot use the bot."
+    assert await balance(app, 1001) == 0
+    assert await app.repo.payments.list_for_user(1001) == []
+
+
+async def test_an_admin_refunds_a_stars_payment(app: App, emulator: BotAPIEmulator) -> None:
+    admin, _ = await start(emulator, app, ADMIN, name="Root", funds=0)
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+    message = await invoice_for(alice, menu, "$5.00 — 400 ⭐")
+    update = await alice.pay(message)
+    await alice.wait_for(lambda m: "Payment received" in m.text)
+    charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+
+    sent = await admin.send(f"/refund {charge}")
+    confirm = await admin.wait_for(after=sent)
+    assert "400 ⭐" in confirm.text
+    assert "$5.00" in confirm.text
+    refund_data = confirm.button("Refund").callback_data
+    await admin.press(confirm, "Refund")
+    done = await admin.wait_for_edit(confirm, lambda m: "refunded" in m.text)
+    assert "Wallet balance: $0.00" in done.text
+    told = await alice.wait_for(lambda m: "Stars payment was refunded" in m.text)
+    assert "400 ⭐" in told.text
+    charge_state = emulator.charge(charge)
+    assert charge_state is not None
+    assert charge_state.refunded
+    # Pressed again: Telegram answers CHARGE_ALREADY_REFUNDED and nothing moves.
+    await admin.press(done, data=refund_data)
+    again = await admin.wait_for_edit(done, lambda m: "already refunded" in m.text)
+    assert "already refunded" in again.text
+    assert await balance(app, 1001) == 0
+    entries = await ledger(app, 1001)
+    assert [(e.kind, e.amount) for e in entries] == [("stars", 50_000), ("adjustment", -50_000)]
+    payment = await app.repo.payments.get_by_charge_id(charge)
+    assert payment is not None
+    assert payment.status == "refunded"
+    await assert_books_balanced(app)
+    no_traceback(admin)
+    no_traceback(alice)
+
+
+async def test_a_refund_is_refused_when_the_balance_was_spent(
+    app: App, emulator: BotAPIEmulator
+) -> None:
+    admin, _ = await start(emulator, app, ADMIN, name="Root", funds=0)
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+    message = await invoice_for(alice, menu, "$1.00 — 80 ⭐")
+    update = await alice.pay(message)
+    await alice.wait_for(lambda m: "Payment received" in m.text)
+    sent = await alice.send("/buy")
+    services = await alice.wait_for(after=sent)
+    await alice.press(services, "Signal")
+    await alice.wait_for(lambda m: m.text.startswith("📱"))
+    charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+    sent = await admin.send(f"/refund {charge}")
+    confirm = await admin.wait_for(after=sent)
+    await admin.press(confirm, "Refund")
+    refused = await admin.wait_for_edit(confirm, lambda m: "Cannot refund" in m.text)
+    assert "the wallet holds $0.40" in refused.text
+    charge_state = emulator.charge(charge)
+    assert charge_state is not None
+    assert not charge_state.refunded
+    assert await balance(app, 1001) == 4_000
+    await assert_books_balanced(app)
+
+
+async def test_paysupport_and_terms(app: App, emulator: BotAPIEmulator) -> None:
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+    sent = await alice.send("/paysupport")
+    support = await alice.wait_for(after=sent)
+    assert "Payment support" in support.text
+    sent = await alice.send("/terms")
+    terms = await alice.wait_for(after=sent)
+    assert "80 ⭐ per 1 USD" in terms.text
+    services = await open_services(alice, menu)
+    assert "Choose a service" in services.text
+
+
+async def test_the_stars_flow_in_russian(app: App, emulator: BotAPIEmulator) -> None:
+    ivan, menu = await start(emulator, app, 1005, name="Иван", language="ru", funds=0)
+    await ivan.press(menu, "Баланс")
+    screen = await ivan.wait_for_edit(menu, lambda m: "Баланс:" in m.text)
+    assert "звёздами Телеграма" in screen.text
+    await ivan.press(screen, "Пополнить")
+    amounts = await ivan.wait_for_edit(screen, lambda m: "звёздами" in m.text)
+    await ivan.press(amounts, "$1.00 — 80 ⭐")
+    message = await ivan.wait_for(lambda m: m.invoice is not None)
+    assert message.invoice is not None
+    assert message.invoice.title == "Пополнение баланса на $1.00"
+    await ivan.pay(message)
+    paid = await ivan.wait_for(lambda m: "Оплата получена" in m.text)
+    for shown in (screen, amounts, paid):
+        words = set(re.findall(r"[A-Za-z]{2,}", shown.text))
+        assert words == set(), (shown.text, words)
+    assert await balance(app, 1005) == 10_000
