@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
 from bot.i18n import LANGUAGES, I18n
 from bot.middlewares import InflightMiddleware, KeyedLocks, UserMiddleware
+from bot.services import queue_notify
 from bot.services.catalogue import Catalogue
 from handlers import build_routers
 from storage.db import Database
@@ -188,6 +189,8 @@ async def create_app(
         job_installers=list(job_installers),
     )
     dp["app"] = app
+    # Purchases beyond the upstream's rate limit wait in a fair line (`purchase_queue`).
+    queue_notify.install(app)
     dp.update.outer_middleware(inflight)
     user_middleware = UserMiddleware()
     dp.message.outer_middleware(user_middleware)
@@ -215,7 +218,17 @@ async def _set_commands(bot: Bot, i18n: I18n) -> None:
         t = i18n.translator(lang)
         commands = [
             BotCommand(command=name, description=t.plain(f"cmd-{name}"))
-            for name in ("start", "buy", "numbers", "balance", "help")
+            # /paysupport and /terms: Telegram asks every seller of Stars to have them.
+            for name in (
+                "start",
+                "buy",
+                "numbers",
+                "balance",
+                "help",
+                "settings",
+                "paysupport",
+                "terms",
+            )
         ]
         # English is also the default for every language without its own list.
         try:

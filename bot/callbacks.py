@@ -103,6 +103,81 @@ class HistoryCb(CallbackData, prefix="v1h"):
     page: int
 
 
+class QueueAction(StrEnum):
+    LEAVE = "l"  # leave the purchase queue, the hold refunded
+
+
+class QueueCb(CallbackData, prefix="v1q"):
+    """Buttons on a place in the purchase queue; the owner is checked against the stored
+    buyer, never the data."""
+
+    action: QueueAction
+    id: int  # the activation
+
+
+class TopupCb(CallbackData, prefix="v1t"):
+    """The Stars top-up screen (units=0) and its amount buttons. Never names a wallet: the
+    invoice is always for the presser's own wallet."""
+
+    units: int
+
+
+class AdminAction(StrEnum):
+    HOME = "h"
+    STATS = "s"
+    FIND = "f"
+    USER = "u"
+    TOPUP = "t"  # the amounts for a user's top-up
+    TOPUP_AMOUNT = "a"  # top up `units` (a nonce makes a double tap credit once)
+    TOPUP_OTHER = "o"  # type an amount
+    BAN = "b"
+    UNBAN = "n"
+    PAYMENTS = "p"
+    REFUND = "r"  # ask to confirm the refund of payment `id`
+    REFUND_OK = "k"
+    BROADCAST = "c"
+    BROADCAST_SEND = "y"
+    BROADCAST_CANCEL = "x"
+    MARKUP = "m"
+    MARKUP_RESET = "z"
+    EXPORT = "e"
+
+
+class AdminCb(CallbackData, prefix="v1x"):
+    """Admin panel buttons; every handler checks ADMIN_IDS again (never the data)."""
+
+    action: AdminAction
+    id: int = 0  # a user, payment or broadcast id
+    units: int = 0
+    nonce: str = ""
+
+
+class GroupAction(StrEnum):
+    PANEL = "p"
+    FUND = "f"  # the amounts to move from the presser's own wallet
+    FUND_AMOUNT = "a"
+    STARS = "s"  # the amounts for a Stars invoice in the group
+    STARS_AMOUNT = "i"
+    LIMIT = "l"
+    LIMIT_SET = "L"  # units = the limit, -1 = no limit
+    SPENDING = "x"
+
+
+class GroupCb(CallbackData, prefix="v1g"):
+    """Group wallet buttons. The group is the chat the button is in, and whether the presser
+    may use it is asked from Telegram (getChatMember), never read from the data."""
+
+    action: GroupAction
+    units: int = 0
+    nonce: str = ""
+
+
+class PrefCb(CallbackData, prefix="v1p"):
+    """Where the number and code of a purchase made in a group go."""
+
+    group_codes: str
+
+
 def new_nonce(length: int = 8) -> str:
     """A random token for one buy button (62^8 values: collisions per user are negligible)."""
     return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(length))

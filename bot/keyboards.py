@@ -21,6 +21,7 @@ from bot.callbacks import (
     ServiceAction,
     ServiceCb,
     ServicesCb,
+    TopupCb,
     new_nonce,
 )
 from bot.daisysim import Country
@@ -258,7 +259,11 @@ def insufficient_keyboard(t: Translator, country: str) -> InlineKeyboardMarkup:
 
 def balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
     return markup(
-        [[button(t.plain("balance-refresh"), MenuCb(action=MenuAction.BALANCE))], menu_row(t)]
+        [
+            [button(t.plain("topup-button"), TopupCb(units=0))],
+            [button(t.plain("balance-refresh"), MenuCb(action=MenuAction.BALANCE))],
+            menu_row(t),
+        ]
     )
 
 

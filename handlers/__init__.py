@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import activation, balance, catalogue, errors, numbers, purchase, search, stale, start
+from handlers import (
+    activation,
+    admin,
+    balance,
+    catalogue,
+    errors,
+    groups,
+    numbers,
+    purchase,
+    queue,
+    search,
+    stale,
+    start,
+    topup,
+)
 
 
 def build_routers() -> list[Router]:
@@ -15,14 +29,24 @@ def build_routers() -> list[Router]:
     - `search` takes ANY plain text, so it comes after every command handler;
     - `stale` takes ANY callback query and ANY private message, so it comes last of all,
       after everything that could have handled them;
-    - `errors` only sees error events, which no other router handles; its place is free.
+    - `errors` only sees error events, which no other router handles; its place is free;
+    - `groups` only sees updates from groups, and must see them before the feature routers
+      below, whose buy, pool and card buttons would otherwise charge the presser's own
+      wallet for a purchase made in a group;
+    - `admin` (ADMIN_IDS only) comes before `search`, which would take the text an admin
+      types when asked for an amount, a user or a broadcast;
+    - `topup` handles payment service messages, which `stale` would answer with the menu.
     Built fresh on each call (never module globals) so each test gets its own dispatcher.
     """
     return [
         errors.build_router(),
+        groups.build_router(),
+        admin.build_router(),
+        topup.build_router(),
         start.build_router(),
         catalogue.build_router(),
         purchase.build_router(),
+        queue.build_router(),
         activation.build_router(),
         numbers.build_router(),
         balance.build_router(),

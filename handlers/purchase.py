@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.callbacks import BuyCb
 from bot.config import Settings
 from bot.daisysim import DaisySimClient
-from bot.i18n import Translator
+from bot.i18n import I18n, Translator
 from bot.keyboards import (
     confirm_price_keyboard,
     insufficient_keyboard,
@@ -34,8 +35,13 @@ from bot.services.errors import (
     PurchaseRejected,
     UpstreamBalanceExhausted,
 )
+from bot.services.outbox import OutboxSender
 from bot.services.purchase import PurchaseRequest, purchase
+from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
+from bot.services.queue_notify import QueueNotifier
+from handlers.admin import alert_upstream_exhausted
 from handlers.common import send_card, send_to_chat_of
+from handlers.queue import show_place
 from storage.db import Database
 from storage.models import Activation, User, Wallet
 from storage.repo import Repo
@@ -67,6 +73,10 @@ def build_router() -> Router:
         wallet: Wallet,
         t: Translator,
         callback_answer: CallbackAnswer,
+        i18n: I18n,
+        outbox: OutboxSender | None = None,
+        purchase_queue: PurchaseQueue | None = None,
+        queue_notifier: QueueNotifier | None = None,
     ) -> None:
         if query.message is None:
             return
@@ -75,7 +85,9 @@ def build_router() -> Router:
         async with buy_locks.hold(key):
             existing = await repo.activations.get_by_key(key)
             if existing is not None:
-                await _repeated_tap(bot, repo, chat_id, existing, t, callback_answer)
+                await _repeated_tap(
+                    bot, repo, chat_id, existing, t, callback_answer, purchase_queue
+                )
                 return
             country = callback_data.country
             pool = callback_data.pool or None
@@ -103,9 +115,6 @@ def build_router() -> Router:
             if wallet.balance < quote.price_units:
                 await _insufficient(query, t, settings, country, quote.price_units, wallet.balance)
                 return
-            # The purchase may queue behind the upstream's rate limit: stop the spinner now.
-            await query.answer(t.plain("buy-started"))
-            callback_answer.disable()
             request = PurchaseRequest(
                 user_id=user.id,
                 wallet_id=wallet.id,
@@ -119,9 +128,12 @@ def build_router() -> Router:
                 chat_id=chat_id,
             )
             try:
-                activation = await purchase(
-                    db, daisysim, request, cancel_lock_seconds=settings.cancel_lock_seconds
+                bought = await _buy(
+                    query, request, t, callback_answer, db, daisysim, settings, purchase_queue
                 )
+            except QueueFull as exc:
+                await send_to_chat_of(query, t("queue-full", limit=exc.limit))
+                return
             except InsufficientFunds as exc:
                 await _insufficient(query, t, settings, country, exc.needed, exc.balance)
                 return
@@ -129,15 +141,56 @@ def build_router() -> Router:
                 await _insufficient(query, t, settings, country, quote.price_units, wallet.balance)
                 return
             except PurchaseRejected as exc:
+                if isinstance(exc, UpstreamBalanceExhausted):
+                    # Our DaisySim account is empty: every purchase fails until it is topped up.
+                    await alert_upstream_exhausted(db, settings, i18n, outbox)
                 await _rejected(query, exc, quote, catalogue, t, country)
                 return
             except PurchasePending as exc:
                 await send_to_chat_of(query, t("buy-pending", name=quote.service.name))
                 await send_card(bot, repo, chat_id, exc.activation, t)
                 return
-            await send_card(bot, repo, chat_id, activation, t)
+            if isinstance(bought, Queued):
+                assert purchase_queue is not None
+                await show_place(bot, purchase_queue, queue_notifier, chat_id, bought, t)
+                return
+            await send_card(bot, repo, chat_id, bought, t)
 
     return router
+
+
+async def _buy(
+    query: CallbackQuery,
+    request: PurchaseRequest,
+    t: Translator,
+    callback_answer: CallbackAnswer,
+    db: Database,
+    daisysim: DaisySimClient,
+    settings: Settings,
+    purchase_queue: PurchaseQueue | None,
+) -> Activation | Queued:
+    """Through the purchase queue when the app has one: straight through when nobody waits
+    and the upstream's rate limit allows, else a place in line (PRODUCT.md section 7)."""
+    if purchase_queue is None:
+        # The purchase may wait behind the upstream's rate limit: stop the spinner now.
+        await query.answer(t.plain("buy-started"))
+        callback_answer.disable()
+        return await purchase(
+            db, daisysim, request, cancel_lock_seconds=settings.cancel_lock_seconds
+        )
+    # Joined before the tap is answered, so the line keeps the order of the taps.
+    ticket = await purchase_queue.join(request)
+    if ticket.queued is not None:
+        toast = t.plain("queue-joined-answer", place=ticket.queued.place)
+    else:
+        toast = t.plain("buy-started")
+    callback_answer.disable()
+    try:
+        await query.answer(toast)
+    except TelegramAPIError as exc:
+        # Only the toast is lost; the purchase is under way and its message follows.
+        logger.info("could not answer the buy tap: %s", exc)
+    return await purchase_queue.outcome(ticket)
 
 
 async def _repeated_tap(
@@ -147,13 +200,18 @@ async def _repeated_tap(
     existing: Activation,
     t: Translator,
     callback_answer: CallbackAnswer,
+    purchase_queue: PurchaseQueue | None = None,
 ) -> None:
     """The same button again (a double tap, or a tap on an old message): buy nothing."""
     if existing.state == "failed":
         callback_answer.text = t.plain("buy-failed")
         return
     if existing.state in ("purchasing", "unknown"):
-        callback_answer.text = t.plain("buy-already-pending")
+        queued = None if purchase_queue is None else await purchase_queue.place_of(existing.id)
+        if queued is not None:
+            callback_answer.text = t.plain("queue-already-answer", place=queued.place)
+        else:
+            callback_answer.text = t.plain("buy-already-pending")
         return
     callback_answer.text = t.plain("buy-already")
     if existing.card_message_id is None:

@@ -176,6 +176,26 @@ class Sales:
     cost_units: int  # what the upstream charged for them
 
 
+@dataclass(frozen=True, slots=True)
+class MemberSpending:
+    """One member's purchases from a (group) wallet over a period."""
+
+    user_id: int
+    count: int
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    id: int
+    admin_id: int
+    text: str
+    created_at: float
+    confirmed_at: float | None
+    cancelled_at: float | None
+    recipients: int | None
+
+
 _T = TypeVar("_T")
 _BOOL_FIELDS: Final = frozenset({"banned", "inactive"})
 

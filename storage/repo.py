@@ -20,8 +20,10 @@ from storage.models import (
     UNSETTLED_STATES,
     Activation,
     ActivationState,
+    Broadcast,
     Chat,
     LedgerEntry,
+    MemberSpending,
     OutboxMessage,
     OwnerKind,
     Payment,
@@ -30,6 +32,7 @@ from storage.models import (
     Wallet,
     from_row,
 )
+from storage.queue import QueueRepo
 
 
 class Executor(Protocol):
@@ -130,6 +133,33 @@ class UsersRepo(_Base):
             "SELECT id FROM users WHERE banned = 0 AND inactive = 0 ORDER BY id"
         )
         return [int(row[0]) for row in rows]
+
+    async def find_by_username(
+        self, username: str, *, tx: Transaction | None = None
+    ) -> User | None:
+        """The user with this @username (without the @), ignoring case as Telegram does."""
+        row = await self._q(tx).fetch_one(
+            "SELECT * FROM users WHERE username = ? COLLATE NOCASE ORDER BY id LIMIT 1",
+            (username,),
+        )
+        return None if row is None else from_row(User, row)
+
+    async def group_codes(self, user_id: int, *, tx: Transaction | None = None) -> str:
+        """Where the user wants numbers and codes of group purchases: 'private' or 'group'."""
+        value = await self._q(tx).fetch_value(
+            "SELECT group_codes FROM users WHERE id = ?", (user_id,)
+        )
+        return "group" if value == "group" else "private"
+
+    async def set_group_codes(
+        self, user_id: int, where: str, *, tx: Transaction | None = None
+    ) -> bool:
+        if where not in ("private", "group"):
+            raise ValueError(f"group_codes must be 'private' or 'group', got {where!r}")
+        res = await self._q(tx).execute(
+            "UPDATE users SET group_codes = ? WHERE id = ?", (where, user_id)
+        )
+        return res.rowcount > 0
 
 
 class ChatsRepo(_Base):
@@ -462,10 +492,14 @@ class ActivationsRepo(_Base):
     async def list_unsettled(
         self, *, created_before: float | None = None, tx: Transaction | None = None
     ) -> list[Activation]:
-        """Activations in purchasing/unknown (created before the cut-off), oldest first."""
+        """Activations in purchasing/unknown (created before the cut-off), oldest first;
+        not those still waiting in the purchase queue."""
         rows = await self._q(tx).fetch_all(
             "SELECT * FROM activations WHERE state IN (SELECT value FROM json_each(?))"
-            " AND (? IS NULL OR created_at <= ?) ORDER BY created_at, id",
+            " AND (? IS NULL OR created_at <= ?)"
+            # A queued purchase was never sent: there is nothing upstream to settle it by.
+            " AND id NOT IN (SELECT activation_id FROM purchase_queue)"
+            " ORDER BY created_at, id",
             (_states(UNSETTLED_STATES), created_before, created_before),
         )
         return [from_row(Activation, row) for row in rows]
@@ -615,6 +649,20 @@ class ActivationsRepo(_Base):
         )
         return int(value)
 
+    async def spending_by_member(
+        self, wallet_id: int, since: float, *, tx: Transaction | None = None
+    ) -> list[MemberSpending]:
+        """Per buyer: purchases from a (group) wallet since `since` that kept their charge
+        (or still hold it), biggest spender first."""
+        rows = await self._q(tx).fetch_all(
+            "SELECT user_id, COUNT(*), COALESCE(SUM(user_price), 0) FROM activations"
+            " WHERE wallet_id = ? AND created_at >= ?"
+            " AND state IN ('purchasing', 'unknown', 'waiting', 'completed')"
+            " GROUP BY user_id ORDER BY 3 DESC, user_id",
+            (wallet_id, since),
+        )
+        return [MemberSpending(user_id=int(r[0]), count=int(r[1]), units=int(r[2])) for r in rows]
+
     async def sales(self, *, since: float | None = None, until: float | None = None) -> Sales:
         """Activations bought in [since, until) that kept their charge."""
         row = await self._db.fetch_one(
@@ -685,6 +733,22 @@ class PaymentsRepo(_Base):
             "SELECT * FROM payments WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user_id, limit)
         )
         return [from_row(Payment, row) for row in rows]
+
+    async def list_for_wallet(self, wallet_id: int, *, limit: int = 20) -> list[Payment]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM payments WHERE wallet_id = ? ORDER BY id DESC LIMIT ?",
+            (wallet_id, limit),
+        )
+        return [from_row(Payment, row) for row in rows]
+
+    async def undo_refund(self, tx: Transaction, payment_id: int) -> bool:
+        """Back to 'paid' after Telegram definitely refused a refund we had booked."""
+        res = await tx.execute(
+            "UPDATE payments SET status = 'paid', refunded_at = NULL"
+            " WHERE id = ? AND status = 'refunded'",
+            (payment_id,),
+        )
+        return res.rowcount > 0
 
 
 class SettingsRepo(_Base):
@@ -813,6 +877,72 @@ class OutboxRepo(_Base):
             "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
         )
         return None if value is None else float(value)
+
+
+class ActionKeysRepo(_Base):
+    """Idempotency keys of money movements started from Telegram (see migration 0004)."""
+
+    async def claim(
+        self, tx: Transaction, key: str, kind: str, *, now: float | None = None
+    ) -> bool:
+        """Take the key inside the movement's transaction; False if it was taken before
+        (the caller then moves nothing)."""
+        row = await tx.fetch_one(
+            "INSERT INTO action_keys (key, kind, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING RETURNING key",
+            (key, kind, _now(now)),
+        )
+        return row is not None
+
+    async def attach(self, tx: Transaction, key: str, ledger_id: int) -> None:
+        await tx.execute("UPDATE action_keys SET ledger_id = ? WHERE key = ?", (ledger_id, key))
+
+    async def ledger_id(self, key: str, *, tx: Transaction | None = None) -> int | None:
+        value = await self._q(tx).fetch_value(
+            "SELECT ledger_id FROM action_keys WHERE key = ?", (key,)
+        )
+        return None if value is None else int(value)
+
+    async def exists(self, key: str, *, tx: Transaction | None = None) -> bool:
+        value = await self._q(tx).fetch_value("SELECT 1 FROM action_keys WHERE key = ?", (key,))
+        return value is not None
+
+
+class BroadcastsRepo(_Base):
+    async def create(
+        self, admin_id: int, text: str, *, tx: Transaction | None = None, now: float | None = None
+    ) -> Broadcast:
+        row = await self._q(tx).fetch_one(
+            "INSERT INTO broadcasts (admin_id, text, created_at) VALUES (?, ?, ?) RETURNING *",
+            (admin_id, text, _now(now)),
+        )
+        assert row is not None
+        return from_row(Broadcast, row)
+
+    async def get(self, broadcast_id: int, *, tx: Transaction | None = None) -> Broadcast | None:
+        row = await self._q(tx).fetch_one("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        return None if row is None else from_row(Broadcast, row)
+
+    async def confirm(
+        self, tx: Transaction, broadcast_id: int, recipients: int, *, now: float | None = None
+    ) -> bool:
+        """Draft → confirmed, once; False if it was confirmed or cancelled before."""
+        res = await tx.execute(
+            "UPDATE broadcasts SET confirmed_at = ?, recipients = ?"
+            " WHERE id = ? AND confirmed_at IS NULL AND cancelled_at IS NULL",
+            (_now(now), recipients, broadcast_id),
+        )
+        return res.rowcount > 0
+
+    async def cancel(
+        self, broadcast_id: int, *, tx: Transaction | None = None, now: float | None = None
+    ) -> bool:
+        res = await self._q(tx).execute(
+            "UPDATE broadcasts SET cancelled_at = ?"
+            " WHERE id = ? AND confirmed_at IS NULL AND cancelled_at IS NULL",
+            (_now(now), broadcast_id),
+        )
+        return res.rowcount > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -970,3 +1100,6 @@ class Repo:
         self.settings = SettingsRepo(db)
         self.outbox = OutboxRepo(db)
         self.audit = AuditRepo(db)
+        self.queue = QueueRepo(db)
+        self.action_keys = ActionKeysRepo(db)
+        self.broadcasts = BroadcastsRepo(db)

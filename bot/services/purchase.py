@@ -21,6 +21,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.daisysim import (
@@ -37,6 +38,7 @@ from bot.daisysim import (
     TransportError,
 )
 from bot.services.errors import (
+    AppError,
     DailyLimitExceeded,
     InsufficientFunds,
     InvalidAmount,
@@ -48,7 +50,7 @@ from bot.services.errors import (
 )
 from bot.services.settle import end_with_refund
 from bot.services.wallet import check_amount, day_start
-from storage.db import Database
+from storage.db import Database, Transaction
 from storage.models import PURCHASING, UNSETTLED_STATES, Activation
 from storage.repo import Repo
 
@@ -87,6 +89,28 @@ class PurchaseRequest:
     member_daily_limit: int | None = None
 
 
+# Runs inside the transaction that settles a purchase (bought, refunded, or left unknown), with
+# the activation as that transaction leaves it: a caller's message about it commits with it.
+SettleHook = Callable[[Transaction, Activation], Awaitable[None]]
+# Runs inside the transaction that gives up on sending a purchase for now (a 429, or an upstream
+# that could not be reached at all): the activation stays `purchasing` with its money held, so
+# the hook must put it back in line (the queue table), where reconciliation never looks.
+DeferHook = Callable[[Transaction, Activation], Awaitable[None]]
+
+
+class PurchaseDeferred(AppError):
+    """Definitely not bought, and nothing refunded: the `defer` hook put the purchase back in
+    its queue. `retry_after` is the upstream's wait for a 429, None for an unreachable one."""
+
+    code = "PURCHASE_DEFERRED"
+
+    def __init__(self, activation: Activation, reason: str, retry_after: float | None) -> None:
+        super().__init__(f"purchase {activation.id} deferred: {reason}")
+        self.activation = activation
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 def new_recon_token() -> str:
     return secrets.token_hex(_TOKEN_BYTES)
 
@@ -123,13 +147,85 @@ async def purchase(
     repo = Repo(db)
     activation, fresh = await _hold(db, repo, request)
     if not fresh:
-        return await _settled(db, repo, activation)
-    done = db.inflight_purchases[activation.id]
+        return await settled(db, activation)
+    return await send_held(db, client, activation, cancel_lock_seconds=cancel_lock_seconds)
+
+
+async def send_held(
+    db: Database,
+    client: DaisySimClient,
+    activation: Activation,
+    *,
+    cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS,
+    on_settled: SettleHook | None = None,
+    defer: DeferHook | None = None,
+) -> Activation:
+    """Steps 2 and 3 for a purchase already held by step 1.
+
+    The transaction that last made `activation` eligible to be sent (the hold, or the purchase
+    queue's dequeue) must have registered it in `db.inflight_purchases` before committing;
+    this unregisters it when the call has settled. Raises like `purchase`, and, when `defer`
+    is given, PurchaseDeferred instead of refunding a 429 or an unreachable upstream.
+    """
+    repo = Repo(db)
+    done = db.inflight_purchases.get(activation.id)
+    if done is None:
+        raise RuntimeError(f"activation {activation.id} is not registered as in flight")
     try:
-        return await _buy(db, repo, client, activation, cancel_lock_seconds)
+        return await _buy(db, repo, client, activation, cancel_lock_seconds, on_settled, defer)
     finally:
         db.inflight_purchases.pop(activation.id, None)
         done.set()
+
+
+async def hold_in(
+    repo: Repo, tx: Transaction, request: PurchaseRequest, *, now: float
+) -> Activation:
+    """Step 1 inside the caller's transaction: check the wallet (and a group member's daily
+    limit), write the activation as `purchasing` and debit its price. Raises WalletNotFound,
+    InsufficientFunds or DailyLimitExceeded with nothing written. The idempotency key must
+    be new (the UNIQUE index refuses a repeated one)."""
+    check_amount(request.user_price)
+    if request.upstream_price < 0:
+        raise InvalidAmount(request.upstream_price)
+    wallet = await repo.wallets.get(request.wallet_id, tx=tx)
+    if wallet is None:
+        raise WalletNotFound(request.wallet_id)
+    if wallet.balance < request.user_price:
+        raise InsufficientFunds(needed=request.user_price, balance=wallet.balance)
+    if request.member_daily_limit is not None:
+        spent = await repo.activations.member_spent(
+            wallet.id, request.user_id, day_start(now), tx=tx
+        )
+        if spent + request.user_price > request.member_daily_limit:
+            raise DailyLimitExceeded(
+                limit=request.member_daily_limit, spent=spent, needed=request.user_price
+            )
+    activation = await repo.activations.create(
+        tx,
+        user_id=request.user_id,
+        wallet_id=wallet.id,
+        chat_id=request.chat_id,
+        service_code=request.service_code,
+        service_name=request.service_name,
+        provider_id=request.provider_id,
+        country=request.country,
+        user_price=request.user_price,
+        upstream_price=request.upstream_price,
+        idempotency_key=request.idempotency_key,
+        recon_token=new_recon_token(),
+        now=now,
+    )
+    await repo.ledger.append(
+        tx,
+        wallet.id,
+        -request.user_price,
+        "purchase",
+        activation_id=activation.id,
+        actor_id=request.user_id,
+        now=now,
+    )
+    return activation
 
 
 async def _hold(db: Database, repo: Repo, request: PurchaseRequest) -> tuple[Activation, bool]:
@@ -142,44 +238,7 @@ async def _hold(db: Database, repo: Repo, request: PurchaseRequest) -> tuple[Act
                     # Keys are per user; another user's key must not reveal their purchase.
                     raise NotYourActivation(existing.id)
                 return existing, False
-            wallet = await repo.wallets.get(request.wallet_id, tx=tx)
-            if wallet is None:
-                raise WalletNotFound(request.wallet_id)
-            if wallet.balance < request.user_price:
-                raise InsufficientFunds(needed=request.user_price, balance=wallet.balance)
-            now = time.time()
-            if request.member_daily_limit is not None:
-                spent = await repo.activations.member_spent(
-                    wallet.id, request.user_id, day_start(now), tx=tx
-                )
-                if spent + request.user_price > request.member_daily_limit:
-                    raise DailyLimitExceeded(
-                        limit=request.member_daily_limit, spent=spent, needed=request.user_price
-                    )
-            activation = await repo.activations.create(
-                tx,
-                user_id=request.user_id,
-                wallet_id=wallet.id,
-                chat_id=request.chat_id,
-                service_code=request.service_code,
-                service_name=request.service_name,
-                provider_id=request.provider_id,
-                country=request.country,
-                user_price=request.user_price,
-                upstream_price=request.upstream_price,
-                idempotency_key=request.idempotency_key,
-                recon_token=new_recon_token(),
-                now=now,
-            )
-            await repo.ledger.append(
-                tx,
-                wallet.id,
-                -request.user_price,
-                "purchase",
-                activation_id=activation.id,
-                actor_id=request.user_id,
-                now=now,
-            )
+            activation = await hold_in(repo, tx, request, now=time.time())
             # Registered before COMMIT, so a reconciler can never see this row without
             # knowing that its upstream call is still to come.
             db.inflight_purchases[activation.id] = asyncio.Event()
@@ -194,18 +253,19 @@ async def _hold(db: Database, repo: Repo, request: PurchaseRequest) -> tuple[Act
         "activation %d: holding %d units of wallet %d for %s",
         activation.id,
         request.user_price,
-        wallet.id,
+        activation.wallet_id,
         request.service_code,
     )
     return activation, True
 
 
-async def _settled(db: Database, repo: Repo, activation: Activation) -> Activation:
-    """A repeated key: wait for the first attempt if it is still running in this process."""
+async def settled(db: Database, activation: Activation) -> Activation:
+    """A repeated key: the activation it bought, once the first attempt (if it is still
+    running in this process) has settled."""
     event = db.inflight_purchases.get(activation.id)
     if event is not None:
         await event.wait()
-    current = await repo.activations.get(activation.id)
+    current = await Repo(db).activations.get(activation.id)
     assert current is not None
     return current
 
@@ -216,6 +276,8 @@ async def _buy(
     client: DaisySimClient,
     activation: Activation,
     cancel_lock_seconds: float,
+    on_settled: SettleHook | None = None,
+    defer: DeferHook | None = None,
 ) -> Activation:
     tag = reconciliation_tag(activation.service_name, activation.recon_token)
     try:
@@ -223,27 +285,49 @@ async def _buy(
             activation.country, activation.service_code, activation.provider_id, app_name=tag
         )
     except PurchaseOutcomeUnknown as exc:
-        await _mark_unknown(db, repo, activation, exc.code)
+        await _mark_unknown(db, repo, activation, exc.code, on_settled)
         log.warning("activation %d: purchase outcome unknown (%s)", activation.id, exc)
         raise PurchasePending(await _reload(repo, activation)) from exc
     except TransportError as exc:
         # The client raises this for a purchase only when the request never left.
-        raise await _reject(db, repo, activation, "UPSTREAM_UNREACHABLE", True, str(exc)) from exc
+        if defer is not None:
+            raise await _defer(db, repo, activation, defer, "UPSTREAM_UNREACHABLE", None) from exc
+        raise await _reject(
+            db, repo, activation, "UPSTREAM_UNREACHABLE", True, str(exc), on_settled=on_settled
+        ) from exc
     except APIError as exc:
         if (exc.http_status or 0) >= 500 and not isinstance(exc, OutOfStock):
             # Defence in depth: a 5xx may hide a purchase, whatever the client decided.
-            await _mark_unknown(db, repo, activation, exc.code)
+            await _mark_unknown(db, repo, activation, exc.code, on_settled)
             raise PurchasePending(await _reload(repo, activation)) from exc
-        raise await _reject_api(db, repo, activation, exc) from exc
+        if isinstance(exc, RateLimited) and defer is not None:
+            raise await _defer(db, repo, activation, defer, exc.code, exc.retry_after) from exc
+        raise await _reject_api(db, repo, activation, exc, on_settled) from exc
     except asyncio.CancelledError:
         # Shut down mid-call: the request may have left. Leave it to reconciliation.
-        await asyncio.shield(_mark_unknown(db, repo, activation, "CANCELLED"))
+        await asyncio.shield(_mark_unknown(db, repo, activation, "CANCELLED", on_settled))
         raise
     except Exception as exc:
         log.exception("activation %d: unexpected purchase failure", activation.id)
-        await _mark_unknown(db, repo, activation, type(exc).__name__)
+        await _mark_unknown(db, repo, activation, type(exc).__name__, on_settled)
         raise PurchasePending(await _reload(repo, activation)) from exc
-    return await _store(db, repo, activation, bought, cancel_lock_seconds)
+    return await _store(db, repo, activation, bought, cancel_lock_seconds, on_settled)
+
+
+async def _defer(
+    db: Database,
+    repo: Repo,
+    activation: Activation,
+    defer: DeferHook,
+    reason: str,
+    retry_after: float | None,
+) -> PurchaseDeferred:
+    async with db.transaction() as tx:
+        current = await repo.activations.get(activation.id, tx=tx)
+        assert current is not None
+        await defer(tx, current)
+    log.info("activation %d: purchase deferred (%s)", activation.id, reason)
+    return PurchaseDeferred(current, reason, retry_after)
 
 
 async def _store(
@@ -252,6 +336,7 @@ async def _store(
     activation: Activation,
     bought: Purchase,
     cancel_lock_seconds: float,
+    on_settled: SettleHook | None = None,
 ) -> Activation:
     now = time.time()
     async with db.transaction() as tx:
@@ -266,7 +351,9 @@ async def _store(
             from_states=UNSETTLED_STATES,
         )
         current = await repo.activations.get(activation.id, tx=tx)
-    assert current is not None
+        assert current is not None
+        if linked and on_settled is not None:
+            await on_settled(tx, current)
     if linked:
         log.info(
             "activation %d: bought upstream %s for %d units (expected %d)",
@@ -287,9 +374,19 @@ async def _store(
     return current
 
 
-async def _mark_unknown(db: Database, repo: Repo, activation: Activation, code: str) -> None:
+async def _mark_unknown(
+    db: Database,
+    repo: Repo,
+    activation: Activation,
+    code: str,
+    on_settled: SettleHook | None = None,
+) -> None:
     async with db.transaction() as tx:
-        await repo.activations.mark_unknown(tx, activation.id, error_code=code)
+        changed = await repo.activations.mark_unknown(tx, activation.id, error_code=code)
+        if changed and on_settled is not None:
+            current = await repo.activations.get(activation.id, tx=tx)
+            assert current is not None
+            await on_settled(tx, current)
 
 
 async def _reload(repo: Repo, activation: Activation) -> Activation:
@@ -299,20 +396,31 @@ async def _reload(repo: Repo, activation: Activation) -> Activation:
 
 
 async def _reject_api(
-    db: Database, repo: Repo, activation: Activation, exc: APIError
+    db: Database,
+    repo: Repo,
+    activation: Activation,
+    exc: APIError,
+    on_settled: SettleHook | None = None,
 ) -> PurchaseRejected:
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
     if isinstance(exc, InsufficientBalance):
         log.error(
             "activation %d: the upstream account cannot pay (INSUFFICIENT_BALANCE)", activation.id
         )
-        failed = await _refund_failed(db, repo, activation, exc.code)
+        failed = await _refund_failed(db, repo, activation, exc.code, on_settled)
         return UpstreamBalanceExhausted(
             exc.code, retryable=False, activation=failed, message=exc.message
         )
     retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, InvalidCountry)
     return await _reject(
-        db, repo, activation, exc.code, retryable, exc.message, retry_after=retry_after
+        db,
+        repo,
+        activation,
+        exc.code,
+        retryable,
+        exc.message,
+        retry_after=retry_after,
+        on_settled=on_settled,
     )
 
 
@@ -325,17 +433,24 @@ async def _reject(
     message: str,
     *,
     retry_after: float | None = None,
+    on_settled: SettleHook | None = None,
 ) -> PurchaseRejected:
-    failed = await _refund_failed(db, repo, activation, code)
+    failed = await _refund_failed(db, repo, activation, code, on_settled)
     log.info("activation %d: purchase rejected upstream (%s)", activation.id, code)
     return PurchaseRejected(
         code, retryable=retryable, activation=failed, message=message, retry_after=retry_after
     )
 
 
-async def _refund_failed(db: Database, repo: Repo, activation: Activation, code: str) -> Activation:
+async def _refund_failed(
+    db: Database,
+    repo: Repo,
+    activation: Activation,
+    code: str,
+    on_settled: SettleHook | None = None,
+) -> Activation:
     async with db.transaction() as tx:
-        await end_with_refund(
+        refunded = await end_with_refund(
             repo,
             tx,
             activation,
@@ -346,5 +461,7 @@ async def _refund_failed(db: Database, repo: Repo, activation: Activation, code:
             note=f"purchase rejected: {code}",
         )
         current = await repo.activations.get(activation.id, tx=tx)
-    assert current is not None
+        assert current is not None
+        if refunded and on_settled is not None:
+            await on_settled(tx, current)
     return current

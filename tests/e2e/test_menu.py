@@ -36,7 +36,8 @@ async def test_start_shows_the_menu_and_registers_commands_in_both_languages(
     russian = {c["command"]: c["description"] for c in emulator.commands(language_code="ru")}
     assert english["buy"] == "Buy a number"
     assert russian["buy"] == "Купить номер"
-    assert set(english) == set(russian) == {"start", "buy", "numbers", "balance", "help"}
+    listed = {"start", "buy", "numbers", "balance", "help", "settings", "paysupport", "terms"}
+    assert set(english) == set(russian) == listed
 
     await alice.press(menu, "Help")
     help_screen = await alice.wait_for_edit(menu)

@@ -20,6 +20,7 @@ from tests.e2e.helpers import (
     no_traceback,
     open_services,
     start,
+    wait_until,
     with_card,
 )
 
@@ -45,19 +46,26 @@ async def test_out_of_stock_offers_to_try_again(
     no_traceback(alice)
 
 
-async def test_rate_limited_purchase_says_when_to_try_again(
+async def test_a_rate_limited_purchase_waits_in_line_instead_of_failing(
     bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
+    # PRODUCT.md section 7: a 429 pauses purchases for the seconds it names, and the buyer
+    # keeps their place in the purchase queue (money held) instead of getting an error.
     alice, menu = await start(emulator, bot_app, 4002)
     services = await open_services(alice, menu)
     await sandbox.control.add_fault("purchase", "error", code="RATE_LIMITED", seconds=2)
     await alice.press(services, "Signal — $0.60")
-    told = await alice.wait_for(lambda m: "try again in" in m.text, after=services)
-    assert "you were not charged" in told.text
-    assert "2 s" in told.text
-    assert any(b.text == "🔄 Try again — $0.60" for b in told.all_buttons)
-    assert await balance(bot_app, alice.id) == START
-    assert [e.kind for e in await ledger(bot_app, alice.id)] == ["topup", "purchase", "refund"]
+    told = await alice.wait_for(lambda m: "in line" in m.text, after=services)
+    assert "1st in line" in told.text
+    assert any(b.text == "✖️ Leave the line" for b in told.all_buttons)
+    assert await balance(bot_app, alice.id) == START - 6_000
+
+    async def bought() -> bool:
+        return (await activations(bot_app, alice.id))[0].state == "waiting"
+
+    await wait_until(bought, timeout=10, what="the purchase served after the pause")
+    assert await balance(bot_app, alice.id) == START - 6_000
+    assert [e.kind for e in await ledger(bot_app, alice.id)] == ["topup", "purchase"]
     await assert_books_balanced(bot_app)
     no_traceback(alice)
 

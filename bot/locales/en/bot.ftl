@@ -38,7 +38,7 @@ balance-text = <b>Balance: { $balance }</b>
 balance-recent = Recent operations:
 balance-empty = No operations yet.
 balance-entry = { $date } · <b>{ $amount }</b> · { $kind }
-balance-topup-admin = To top up your balance, ask an admin of this bot.
+balance-topup-admin = Top up with ⭐ Telegram Stars from the Balance screen, or ask an admin of this bot.
 balance-topup-sandbox = This is the sandbox: the balance is play money. Ask an admin if you need more.
 balance-refresh = 🔄 Refresh
 

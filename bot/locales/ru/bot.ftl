@@ -38,7 +38,7 @@ balance-text = <b>Баланс: { $balance }</b>
 balance-recent = Последние операции:
 balance-empty = Операций пока нет.
 balance-entry = { $date } · <b>{ $amount }</b> · { $kind }
-balance-topup-admin = Чтобы пополнить баланс, обратитесь к администратору бота.
+balance-topup-admin = Пополните баланс звёздами Телеграма ⭐ на экране «Баланс» или обратитесь к администратору бота.
 balance-topup-sandbox = Это песочница: на балансе игровые деньги. Если нужно больше, обратитесь к администратору.
 balance-refresh = 🔄 Обновить
 

@@ -1,0 +1,814 @@
+"""The poller: brings codes to users within seconds, refunds numbers that never get one.
+
+One APScheduler job (`poller`, max_instances=1, coalesced) ticks a few times a second. A tick
+is quick; it only decides and launches:
+
+* which `POST /check-all` batches of 20 go now (`poll_schedule`: every `min_interval` while
+  there are few activations, evenly over the check budget less a reserve for users' own
+  Refresh presses when there are many; it asks the client's limiter how many slots are free
+  rather than queueing on it, so the poller never makes a user's press wait);
+* which activations passed `AUTO_CANCEL_AFTER_SECONDS` and are cancelled upstream now (the
+  cancel budget is shared with users' cancels the same way);
+* which activation cards get their countdown redrawn.
+
+Outcomes are settled with the money primitives of `settle` and the user is told through the
+outbox, in the SAME transaction: a code is stored together with its message, a refund together
+with its notice, so a crash between the two cannot lose either.
+
+* `Completed` → the code is stored (no refund), a new message with the code and a copy
+  button goes to the user, the card is redrawn.
+* `Not Found` / `Invalid` → dropped from polling, refunded, the user is told.
+* Past the deadline → cancelled upstream and refunded, with an auto-refund notice naming the
+  amount. TOO_EARLY → tried again when the server says; CODE_RECEIVED → the code is delivered.
+
+On start-up every `waiting` activation is polled again and purchases left `purchasing` or
+`unknown` are reconciled (and again every minute for those a running process leaves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from bot.daisysim import (
+    COMPLETED,
+    INVALID,
+    NOT_FOUND,
+    CheckResult,
+    CodeReceived,
+    DaisySimClient,
+    DaisySimError,
+    NotFound,
+    RateLimited,
+    TooEarly,
+)
+from bot.i18n import I18n, Translator
+from bot.money import format_usd
+from bot.services.outbox import OutboxSender, edit_payload, enqueue, message_payload
+from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
+from bot.services.reconcile import reconcile_unknown
+from bot.services.settle import end_with_code, end_with_refund
+from bot.services.tg_limits import SlidingWindow
+from bot.texts import format_duration, render_card, render_code_message
+from storage.db import Database, Transaction
+from storage.models import UNKNOWN, WAITING, Activation
+from storage.repo import Repo
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from bot.app import App
+    from bot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+POLL_JOB_ID: Final = "poller"
+RECONCILE_JOB_ID: Final = "poller-reconcile"
+# Slots of the cancel budget (10/60 s) left for users' own "Cancel and refund".
+CANCEL_RESERVE: Final = 2
+# How often a waiting card's countdown is redrawn, in upstream seconds; stretched when many
+# cards wait, so redraws never take more than half the background share of Telegram's budget.
+CARD_REFRESH_SECONDS: Final = 12.0
+MIN_CARD_REFRESH_REAL: Final = 2.0
+# After an upstream error, try a batch or an expiry again this many upstream seconds later.
+RETRY_UPSTREAM_SECONDS: Final = 15.0
+RECONCILE_EVERY_SECONDS: Final = 60.0
+SYNC_ROWS_PER_SECOND: Final = 500.0
+SYNC_SLOWEST: Final = 2.0
+# Activations settled per transaction: a bigger one would hold the database (shared with the
+# outbox sender and the handlers) for too long at a time.
+SETTLE_CHUNK: Final = 5
+# Check-all batches answered but not yet settled, at most: back-pressure from the database.
+MAX_CHECKS_IN_FLIGHT: Final = 2
+RECONCILE_GRACE_SECONDS: Final = 120.0
+
+
+def card_key(activation_id: int) -> str:
+    return f"card:{activation_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One outcome to store: a code, a number gone upstream, or an automatic cancel."""
+
+    kind: Literal["code", "gone", "expired"]
+    activation_id: int
+    code: str | None = None
+    status: str | None = None
+    upstream_refund: int | None = None
+
+
+@dataclass
+class PollerStats:
+    ticks: int = 0
+    batches: int = 0
+    batch_errors: int = 0
+    ids_checked: int = 0
+    codes: int = 0
+    gone: int = 0
+    expired: int = 0
+    expire_attempts: int = 0
+    card_redraws: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PollerTiming:
+    """Everything time-related, in real seconds, derived once from the settings."""
+
+    auto_cancel_after: float
+    cancel_lock: float
+    card_refresh: float
+    upstream_retry: float
+    reconcile_every: float
+    reconcile_grace: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PollerTiming:
+        scale = settings.daisysim_time_scale
+        return cls(
+            # AUTO_CANCEL_AFTER and CANCEL_LOCK are configured as real seconds already.
+            auto_cancel_after=settings.auto_cancel_after_seconds,
+            cancel_lock=settings.cancel_lock_seconds,
+            card_refresh=max(
+                MIN_CARD_REFRESH_REAL, min(CARD_REFRESH_SECONDS, CARD_REFRESH_SECONDS / scale)
+            ),
+            upstream_retry=max(0.5, RETRY_UPSTREAM_SECONDS / scale),
+            reconcile_every=max(2.0, RECONCILE_EVERY_SECONDS / scale),
+            reconcile_grace=max(1.0, RECONCILE_GRACE_SECONDS / scale),
+        )
+
+
+@dataclass(eq=False)
+class Poller:
+    db: Database
+    client: DaisySimClient
+    sender: OutboxSender
+    i18n: I18n
+    timing: PollerTiming
+    policy: PollPolicy
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    stats: PollerStats = field(default_factory=PollerStats)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        db: Database,
+        client: DaisySimClient,
+        sender: OutboxSender,
+        i18n: I18n,
+    ) -> Poller:
+        check = client.limiter.check
+        policy = PollPolicy.scaled(
+            check_limit=check.limit,
+            check_window=check.window,
+            poll_min_interval=settings.poll_min_interval_seconds,
+            time_scale=settings.daisysim_time_scale,
+        )
+        return cls(
+            db=db,
+            client=client,
+            sender=sender,
+            i18n=i18n,
+            timing=PollerTiming.from_settings(settings),
+            policy=policy,
+        )
+
+    def __post_init__(self) -> None:
+        self.repo = Repo(self.db)
+        self.schedule = PollSchedule(self.policy)
+        self.pacer = Pacer(self.policy, self.clock())
+        # Our own check requests, counted like the client's limiter counts them, so the rest
+        # of its usage is known to be users' presses.
+        self._own = SlidingWindow(self.policy.check_limit, self.policy.check_window)
+        self._waiting: dict[int, Activation] = {}
+        self._by_upstream: dict[str, int] = {}
+        self._expire_at: dict[int, float] = {}
+        self._expiring: set[str] = set()
+        self._card_due: dict[int, float] = {}
+        # Cards Telegram refused to redraw (deleted, too old): activation id → message id.
+        self._dead_cards: dict[int, int] = {}
+        self._next_sync = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._stopping = False
+        self._tick_running: asyncio.Task[Any] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._checks_running = 0
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    async def start(self) -> None:
+        """Resume after a restart: reconcile purchases left unsettled; every `waiting`
+        activation is picked up by the first tick."""
+        self._stopping = False
+        try:
+            await self.reconcile()
+        except Exception:
+            # An unreachable upstream at start-up must not keep the poller down; the periodic
+            # reconciliation tries again.
+            logger.exception("start-up reconciliation failed")
+        self._started = True
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        self._started = False
+        running = self._tick_running
+        if running is not None and not running.done():
+            await asyncio.wait({running}, timeout=timeout)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def reconcile(self) -> None:
+        report = await reconcile_unknown(
+            self.db,
+            self.client,
+            grace_seconds=self.timing.reconcile_grace,
+            cancel_lock_seconds=self.timing.cancel_lock,
+        )
+        for activation_id in report.completed:
+            await self._announce(activation_id)
+        for activation_id in report.linked + report.refunded:
+            await self._redraw_after_reconcile(activation_id)
+        if report.settled:
+            self.sender.wake()
+            self._next_sync = 0.0
+
+    # --- the job --------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One scheduling step; the work it starts runs in tasks of its own."""
+        if not self._started or self._stopping:
+            return
+        self._tick_running = asyncio.current_task()
+        try:
+            await self._tick()
+        except Exception:
+            logger.exception("poller tick failed")
+        finally:
+            self._tick_running = None
+
+    async def _tick(self) -> None:
+        # Nothing here waits for the database or the network: a tick that waited behind a
+        # busy database would make the scheduler skip the next ones.
+        self.stats.ticks += 1
+        now = self.clock()
+        syncing = self._sync_task is not None and not self._sync_task.done()
+        if now >= self._next_sync and not syncing:
+            self._sync_task = self._spawn(self._sync(), "poll-sync")
+            self._next_sync = now + self.sync_interval()
+        wall = self.wall()
+        self._launch_expiries(wall)
+        self._launch_batches(self.clock())
+        self._redraw_cards(wall)
+
+    def sync_interval(self) -> float:
+        """How often the list of waiting activations is re-read: new purchases are found
+        within this. Reading costs one row per activation, so a long list is read less often
+        (at most ~500 rows a second), a short one as often as a poll could use it."""
+        fastest = max(self.policy.tick_seconds(), min(0.5, self.policy.min_interval / 2))
+        return min(SYNC_SLOWEST, max(fastest, len(self._waiting) / SYNC_ROWS_PER_SECOND))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._logged(coro, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    async def _logged(coro: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("poller %s failed", name)
+
+    async def _sync(self) -> None:
+        """Follow exactly the activations the database says are waiting."""
+        waiting = [a for a in await self.repo.activations.list_waiting() if a.upstream_id]
+        wall = self.wall()
+        current = {a.id: a for a in waiting}
+        for activation_id in [i for i in self._waiting if i not in current]:
+            self._forget(activation_id)
+        self._waiting = current
+        self._by_upstream = {a.upstream_id: a.id for a in waiting if a.upstream_id}
+        self.schedule.sync(self._by_upstream, self.clock())
+        for a in waiting:
+            started = a.purchased_at or a.created_at
+            self._expire_at.setdefault(a.id, started + self.timing.auto_cancel_after)
+            if a.card_message_id is not None and a.id not in self._card_due:
+                # The handler has just drawn it: the next redraw is due one interval later,
+                # or when the cancel lock ends if that comes first.
+                self._card_due[a.id] = self._next_redraw(a, wall)
+
+    def _forget(self, activation_id: int) -> None:
+        activation = self._waiting.pop(activation_id, None)
+        if activation is not None and activation.upstream_id is not None:
+            self._by_upstream.pop(activation.upstream_id, None)
+            self.schedule.drop(activation.upstream_id)
+        self._expire_at.pop(activation_id, None)
+        self._card_due.pop(activation_id, None)
+        self._dead_cards.pop(activation_id, None)
+        self.sender.discard_transient(card_key(activation_id))
+
+    # --- polling --------------------------------------------------------------------------
+
+    def _launch_batches(self, now: float) -> None:
+        limiter = self.client.limiter.check
+        used = limiter.limit - limiter.remaining()
+        self.pacer.share_with(max(0, used - self._own.used(now)), now)
+        launched = 0
+        while self.schedule.due(now):
+            if self._checks_running + launched >= MAX_CHECKS_IN_FLIGHT:
+                # What the last batches found is still being stored: polling faster than the
+                # database takes the answers only queues them (and the sender) behind it.
+                break
+            # Users queued for a slot go first, and one slot is always left for the next.
+            free = limiter.remaining() - launched
+            if limiter.queued > 0 or free <= self.policy.hard_reserve:
+                break
+            if not self.pacer.take(now):
+                break
+            batch = self.schedule.take_batch(now)
+            if not batch:
+                break
+            self._own.take()
+            launched += 1
+            self._spawn(self._check(batch), "poll-batch")
+
+    async def _check(self, batch: list[str]) -> None:
+        self._checks_running += 1
+        try:
+            await self._check_and_settle(batch)
+        finally:
+            self._checks_running -= 1
+
+    async def _check_and_settle(self, batch: list[str]) -> None:
+        try:
+            results = await self.client.check_all(batch)
+        except RateLimited as exc:
+            self.stats.batch_errors += 1
+            self.schedule.retry_later(batch, self.clock(), exc.retry_after)
+            return
+        except DaisySimError as exc:
+            self.stats.batch_errors += 1
+            logger.warning("check-all of %d ids failed: %s", len(batch), exc)
+            self.schedule.retry_later(batch, self.clock(), self.timing.upstream_retry)
+            return
+        finally:
+            self._own.release(self.clock())
+        self.stats.batches += 1
+        self.stats.ids_checked += len(batch)
+        self.schedule.polled(batch, self.clock())
+        settlements = [s for s in map(self._settlement_for, results) if s is not None]
+        if not settlements:
+            return
+        chunks = [
+            settlements[i : i + SETTLE_CHUNK] for i in range(0, len(settlements), SETTLE_CHUNK)
+        ]
+        for chunk in chunks:
+            await self._settle_chunk(chunk)
+
+    async def _settle_chunk(self, settlements: list[Settlement]) -> None:
+        try:
+            await self.settle(settlements)
+        except Exception:
+            # One bad row must not hold back the others: settle them one by one.
+            logger.exception("settling %d activations together failed", len(settlements))
+            for settlement in settlements:
+                try:
+                    await self.settle([settlement])
+                except Exception:
+                    logger.exception("activation %d: could not settle", settlement.activation_id)
+                    continue
+                self._forget(settlement.activation_id)
+            return
+        for settlement in settlements:
+            self._forget(settlement.activation_id)
+
+    def _settlement_for(self, result: CheckResult) -> Settlement | None:
+        activation_id = self._by_upstream.get(result.activation_id)
+        if activation_id is None:
+            return None
+        if result.status == COMPLETED:
+            if not result.code:
+                logger.warning("activation %d: Completed without a code", activation_id)
+                return None
+            return Settlement("code", activation_id, code=result.code)
+        if result.status in (NOT_FOUND, INVALID):
+            if result.activation_id in self._expiring:
+                # Our own cancel made it Invalid; the expiry settles it with its notice.
+                return None
+            return Settlement("gone", activation_id, status=result.status)
+        return None
+
+    # --- expiry ---------------------------------------------------------------------------
+
+    def _launch_expiries(self, wall: float) -> None:
+        due = sorted((at, i) for i, at in self._expire_at.items() if at <= wall)
+        if not due:
+            return
+        limiter = self.client.limiter.cancel
+        free = limiter.remaining() - CANCEL_RESERVE if limiter.queued == 0 else 0
+        for _, activation_id in due:
+            activation = self._waiting.get(activation_id)
+            if activation is None or activation.upstream_id is None:
+                continue
+            if activation.upstream_id in self._expiring:
+                continue
+            if free <= 0:
+                break
+            free -= 1
+            self._expiring.add(activation.upstream_id)
+            self._spawn(self._expire(activation), "poll-expire")
+
+    async def _expire(self, activation: Activation) -> None:
+        upstream_id = activation.upstream_id
+        assert upstream_id is not None
+        self.stats.expire_attempts += 1
+        retry_in: float | None = None
+        try:
+            try:
+                result = await self.client.cancel(upstream_id)
+            except TooEarly as exc:
+                retry_in = float(max(1, exc.seconds_left))
+            except CodeReceived as exc:
+                if exc.sms_code:
+                    await self.complete(activation.id, exc.sms_code)
+                    self._forget(activation.id)
+                else:
+                    # The code is there but not in the answer; the next check brings it.
+                    retry_in = self.timing.upstream_retry
+            except NotFound:
+                await self.resolve_gone(activation.id, NOT_FOUND)
+                self._forget(activation.id)
+            except RateLimited as exc:
+                retry_in = exc.retry_after
+            except DaisySimError as exc:
+                logger.warning("activation %d: auto-cancel failed: %s", activation.id, exc)
+                retry_in = self.timing.upstream_retry
+            else:
+                await self.expire_refunded(activation.id, result.refund_units)
+                self._forget(activation.id)
+        except Exception:
+            logger.exception("activation %d: auto-cancel could not be settled", activation.id)
+            retry_in = self.timing.upstream_retry
+        finally:
+            self._expiring.discard(upstream_id)
+        if retry_in is not None and activation.id in self._waiting:
+            self._expire_at[activation.id] = self.wall() + retry_in
+
+    # --- settling, each with its messages in the same transaction -------------------------
+
+    async def complete(self, activation_id: int, code: str) -> bool:
+        """Store the code and queue its message and the card's redraw; False if someone
+        else settled the activation first (they told the user)."""
+        return (await self.settle([Settlement("code", activation_id, code=code)]))[0]
+
+    async def resolve_gone(self, activation_id: int, status: str) -> bool:
+        """The upstream no longer knows the number: refund it (unless a code came) and say so."""
+        return (await self.settle([Settlement("gone", activation_id, status=status)]))[0]
+
+    async def expire_refunded(self, activation_id: int, upstream_refund: int) -> bool:
+        """The upstream cancelled the number at our deadline: refund it and say how much."""
+        return (
+            await self.settle(
+                [Settlement("expired", activation_id, upstream_refund=upstream_refund)]
+            )
+        )[0]
+
+    async def settle(self, settlements: list[Settlement]) -> list[bool]:
+        """Settle several activations in ONE transaction (what one check-all answered), each
+        with its messages; returns, for each, whether it changed (a lost race changes
+        nothing and says nothing)."""
+        changed: list[bool] = []
+        async with self.db.transaction() as tx:
+            for settlement in settlements:
+                changed.append(await self._settle_one(tx, settlement))
+        woke = False
+        for settlement, did in zip(settlements, changed, strict=True):
+            if not did:
+                continue
+            woke = True
+            if settlement.kind == "code":
+                self.stats.codes += 1
+            elif settlement.kind == "gone":
+                self.stats.gone += 1
+            else:
+                self.stats.expired += 1
+            self.sender.discard_transient(card_key(settlement.activation_id))
+        if woke:
+            self.sender.wake()
+        return changed
+
+    async def _settle_one(self, tx: Transaction, settlement: Settlement) -> bool:
+        activation = await self.repo.activations.get(settlement.activation_id, tx=tx)
+        if activation is None:
+            return False
+        now = self.wall()
+        if settlement.kind == "code":
+            assert settlement.code is not None
+            changed = await end_with_code(
+                self.repo,
+                tx,
+                activation,
+                code=settlement.code,
+                from_states=(WAITING, UNKNOWN),
+                now=now,
+            )
+        else:
+            if settlement.kind == "gone":
+                reason = "NOT_FOUND" if settlement.status == NOT_FOUND else "INVALID"
+                error_code: str | None = reason
+                note = f"gone upstream: {reason}"
+            else:
+                error_code, note = None, "auto-cancel: no code in time"
+            changed = await end_with_refund(
+                self.repo,
+                tx,
+                activation,
+                state="expired",
+                from_states=(WAITING,),
+                now=now,
+                error_code=error_code,
+                note=note,
+            )
+        if not changed:
+            return False
+        done = await self._get(tx, settlement.activation_id)
+        if settlement.kind == "code":
+            await self._queue_code(tx, done)
+        else:
+            key = "poller-gone-refund" if settlement.kind == "gone" else "poller-expired-refund"
+            await self._queue_refund_notice(tx, done, key)
+        await self._queue_card(tx, done)
+        refund = settlement.upstream_refund
+        if (
+            refund is not None
+            and done.upstream_amount is not None
+            and refund != done.upstream_amount
+        ):
+            logger.warning(
+                "activation %d: upstream refunded %d units but had charged %d",
+                done.id,
+                refund,
+                done.upstream_amount,
+            )
+        return True
+
+    async def _announce(self, activation_id: int) -> None:
+        """A code found by reconciliation: its message and the card (dedupe keeps it once)."""
+        async with self.db.transaction() as tx:
+            activation = await self._get(tx, activation_id)
+            if activation.state == "completed":
+                await self._queue_code(tx, activation)
+                await self._queue_card(tx, activation)
+
+    async def _redraw_after_reconcile(self, activation_id: int) -> None:
+        async with self.db.transaction() as tx:
+            await self._queue_card(tx, await self._get(tx, activation_id))
+
+    async def _get(self, tx: Transaction, activation_id: int) -> Activation:
+        activation = await self.repo.activations.get(activation_id, tx=tx)
+        if activation is None:
+            raise LookupError(f"activation {activation_id} vanished")
+        return activation
+
+    async def _translator(self, activation: Activation, tx: Transaction | None) -> Translator:
+        user = await self.repo.users.get(activation.user_id, tx=tx)
+        return self.i18n.translator(user.language if user is not None else None)
+
+    @staticmethod
+    def _chat_of(activation: Activation) -> int:
+        """Where the buyer watches: the card's chat, else where it was bought, else private."""
+        if activation.card_chat_id is not None:
+            return activation.card_chat_id
+        if activation.chat_id is not None:
+            return activation.chat_id
+        return activation.user_id
+
+    async def _queue_code(self, tx: Transaction, activation: Activation) -> None:
+        t = await self._translator(activation, tx)
+        text, markup = render_code_message(activation, t)
+        chat_id = self._chat_of(activation)
+        reply_to = activation.card_message_id if activation.card_chat_id == chat_id else None
+        await enqueue(
+            self.repo,
+            chat_id,
+            "code",
+            message_payload(text, markup, reply_to_message_id=reply_to),
+            dedupe_key=f"code:{activation.id}",
+            tx=tx,
+        )
+
+    async def _queue_refund_notice(self, tx: Transaction, activation: Activation, key: str) -> None:
+        t = await self._translator(activation, tx)
+        text = t(
+            key,
+            service=activation.service_name,
+            phone=activation.phone_number or "",
+            price=format_usd(activation.user_price),
+            waited=format_duration(self.timing.auto_cancel_after),
+        )
+        chat_id = self._chat_of(activation)
+        reply_to = activation.card_message_id if activation.card_chat_id == chat_id else None
+        await enqueue(
+            self.repo,
+            chat_id,
+            "notice",
+            message_payload(text, reply_to_message_id=reply_to),
+            dedupe_key=f"refund:{activation.id}",
+            tx=tx,
+        )
+
+    async def _queue_card(self, tx: Transaction, activation: Activation) -> None:
+        if activation.card_chat_id is None or activation.card_message_id is None:
+            return
+        t = await self._translator(activation, tx)
+        text, markup = render_card(activation, t, self.wall())
+        await enqueue(
+            self.repo,
+            activation.card_chat_id,
+            "card",
+            edit_payload(activation.card_message_id, text, markup),
+            dedupe_key=f"card:{activation.id}:{activation.state}",
+            tx=tx,
+        )
+
+    # --- the countdown on waiting cards ---------------------------------------------------
+
+    def card_interval(self) -> float:
+        cards = sum(1 for a in self._waiting.values() if a.card_message_id is not None)
+        per_second = max(1.0, self.sender.limits.background_limit / 2)
+        return max(self.timing.card_refresh, cards / per_second)
+
+    def _next_redraw(self, activation: Activation, wall: float) -> float:
+        due = wall + self.card_interval()
+        lock_end = activation.cancel_after
+        if lock_end is not None and wall < lock_end < due:
+            # The button turns into "Cancel and refund" right then.
+            due = lock_end + 0.05
+        return due
+
+    def _redraw_cards(self, wall: float) -> None:
+        for activation_id, due in list(self._card_due.items()):
+            if due > wall:
+                continue
+            activation = self._waiting.get(activation_id)
+            if (
+                activation is None
+                or activation.card_chat_id is None
+                or self._dead_cards.get(activation_id) == activation.card_message_id
+            ):
+                self._card_due.pop(activation_id, None)
+                continue
+            render, refused = self._card_redraw(activation_id)
+            self.sender.post_transient(
+                card_key(activation_id), activation.card_chat_id, render, on_refused=refused
+            )
+            self.stats.card_redraws += 1
+            self._card_due[activation_id] = self._next_redraw(activation, wall)
+
+    def _card_redraw(
+        self, activation_id: int
+    ) -> tuple[Callable[[], Coroutine[Any, Any, Mapping[str, Any] | None]], Callable[[str], None]]:
+        """The countdown redraw of one card, and what to do if Telegram refuses it."""
+        drawn: list[int] = []
+
+        async def render() -> Mapping[str, Any] | None:
+            # Drawn from the database just before it goes, so it is never older than the
+            # state it shows; a settled activation's card is redrawn by the outbox instead.
+            activation = await self.repo.activations.get(activation_id)
+            if (
+                activation is None
+                or activation.state != WAITING
+                or activation.card_chat_id is None
+                or activation.card_message_id is None
+            ):
+                return None
+            user = await self.repo.users.get(activation.user_id)
+            if user is not None and user.inactive:
+                return None
+            t = self.i18n.translator(user.language if user is not None else None)
+            text, markup = render_card(activation, t, self.wall())
+            drawn.append(activation.card_message_id)
+            return edit_payload(activation.card_message_id, text, markup)
+
+        def refused(error: str) -> None:
+            # That message is gone (or too old to edit); a card shown anew is redrawn again.
+            logger.info("card of activation %d cannot be redrawn (%s)", activation_id, error)
+            if drawn:
+                self._dead_cards[activation_id] = drawn[-1]
+
+        return render, refused
+
+
+@dataclass(eq=False)
+class Delivery:
+    """The poller and the outbox sender of one app, started and stopped together."""
+
+    poller: Poller
+    sender: OutboxSender
+    scheduler: BaseScheduler | None = None
+    _starting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # The sender first: messages left queued by the previous run go out while the poller
+        # reconciles.
+        await self.sender.start()
+        await self.poller.start()
+
+    def add_jobs(self, scheduler: BaseScheduler) -> None:
+        self.scheduler = scheduler
+        scheduler.add_job(
+            self.poller.tick,
+            "interval",
+            seconds=self.poller.policy.tick_seconds(),
+            id=POLL_JOB_ID,
+            name="poll check-all, auto-cancel, redraw cards",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+        scheduler.add_job(
+            self._reconcile,
+            "interval",
+            seconds=self.poller.timing.reconcile_every,
+            id=RECONCILE_JOB_ID,
+            name="reconcile unsettled purchases",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+
+    async def _reconcile(self) -> None:
+        if not self.poller.started:
+            return
+        try:
+            await self.poller.reconcile()
+        except Exception:
+            logger.exception("reconciliation failed")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self.scheduler is not None:
+            for job_id in (POLL_JOB_ID, RECONCILE_JOB_ID):
+                with contextlib.suppress(Exception):
+                    self.scheduler.remove_job(job_id)
+        if self._starting is not None and not self._starting.done():
+            await asyncio.wait({self._starting}, timeout=timeout)
+        await self.poller.stop(timeout)
+        await self.sender.stop(timeout)
+
+
+def build_delivery(
+    settings: Settings,
+    *,
+    db: Database,
+    client: DaisySimClient,
+    bot: Any,
+    i18n: I18n,
+    sender_factory: Callable[..., OutboxSender] | None = None,
+) -> Delivery:
+    sender = (sender_factory or OutboxSender)(db=db, bot=bot)
+    poller = Poller.from_settings(settings, db=db, client=client, sender=sender, i18n=i18n)
+    return Delivery(poller=poller, sender=sender)
+
+
+def install(app: App) -> Delivery:
+    """Hook the poller and the outbox into the app: a job installer (`App.job_installers`),
+    run at start-up inside the event loop, before the scheduler starts.
+
+    The sender and the poller are reachable by handlers as workflow data `outbox` and
+    `poller` (e.g. to wake the sender after enqueueing a broadcast); they stop when the
+    dispatcher shuts down, before the app closes the bot session and the database.
+    """
+    delivery = build_delivery(
+        app.settings, db=app.db, client=app.client, bot=app.bot, i18n=app.i18n
+    )
+    app.dp["outbox"] = delivery.sender
+    app.dp["poller"] = delivery.poller
+    app.dp["delivery"] = delivery
+    delivery.add_jobs(app.scheduler)
+    delivery._starting = asyncio.get_running_loop().create_task(
+        delivery.start(), name="delivery-start"
+    )
+    app.dp.shutdown.register(delivery.stop)
+    return delivery
