@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # The upstream's clock runs this many times faster. Only for the sandbox in tests and demos:
     # the client's rate-limit windows and the 15 s check cadence shrink by it.
     daisysim_time_scale: float = Field(default=1.0, gt=0, le=10_000)
+    # Most places in the purchase queue one wallet (a user, or a group with all its members)
+    # may hold at once, so one buyer cannot starve the rest of the upstream's 10 a minute.
+    queue_max_places_per_wallet: int = Field(default=3, ge=1, le=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("admin_ids", mode="before")

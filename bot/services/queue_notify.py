@@ -30,7 +30,7 @@ from bot.callbacks import QueueAction, QueueCb
 from bot.i18n import I18n, Translator
 from bot.money import format_usd
 from bot.services.outbox import OutboxSender, TransientRender, edit_payload, enqueue
-from bot.services.purchase_queue import DEFAULT_MAX_PLACES_PER_WALLET, PurchaseQueue
+from bot.services.purchase_queue import PurchaseQueue
 from bot.texts import render_card
 from storage.db import Database, Transaction
 from storage.models import Activation
@@ -265,7 +265,7 @@ class QueueNotifier:
 
 
 def install(
-    app: App, *, max_places_per_wallet: int = DEFAULT_MAX_PLACES_PER_WALLET
+    app: App, *, max_places_per_wallet: int | None = None
 ) -> tuple[PurchaseQueue, QueueNotifier]:
     """Build the purchase queue and its notifier into the app: workflow data
     `purchase_queue` and `queue_notifier`, started and stopped with the dispatcher."""
@@ -274,7 +274,11 @@ def install(
         app.db,
         app.client,
         cancel_lock_seconds=settings.cancel_lock_seconds,
-        max_places_per_wallet=max_places_per_wallet,
+        max_places_per_wallet=(
+            settings.queue_max_places_per_wallet
+            if max_places_per_wallet is None
+            else max_places_per_wallet
+        ),
         time_scale=settings.daisysim_time_scale,
     )
 
