@@ -5,15 +5,17 @@ is quick; it only decides and launches:
 
 * which `POST /check-all` batches of 20 go now (`poll_schedule`: every `min_interval` while
   there are few activations, evenly over the check budget less a reserve for users' own
-  Refresh presses when there are many; it asks the client's limiter how many slots are free
-  rather than queueing on it, so the poller never makes a user's press wait);
+  Refresh presses when there are many — 58 a minute, round-robin; it asks the client's
+  limiter how many slots are free rather than queueing on it, yields to users queued for a
+  slot and never takes the last free one, so a user's press does not wait behind it);
 * which activations passed `AUTO_CANCEL_AFTER_SECONDS` and are cancelled upstream now (the
   cancel budget is shared with users' cancels the same way);
 * which activation cards get their countdown redrawn.
 
 Outcomes are settled with the money primitives of `settle` and the user is told through the
 outbox, in the SAME transaction: a code is stored together with its message, a refund together
-with its notice, so a crash between the two cannot lose either.
+with its notice, so a crash between the two cannot lose either. (Only what reconciliation
+settles — in its own transactions — is announced just after, in a second one.)
 
 * `Completed` → the code is stored (no refund), a new message with the code and a copy
   button goes to the user, the card is redrawn.
