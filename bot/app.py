@@ -27,10 +27,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
+from bot.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.i18n import LANGUAGES, I18n
 from bot.middlewares import InflightMiddleware, KeyedLocks, UserMiddleware
 from bot.services import queue_notify
 from bot.services.catalogue import Catalogue
+from bot.services.tg_limits import TelegramLimiter
 from handlers import build_routers
 from storage.db import Database
 from storage.repo import Repo
@@ -192,6 +194,15 @@ async def create_app(
     # Purchases beyond the upstream's rate limit wait in a fair line (`purchase_queue`).
     queue_notify.install(app)
     dp.update.outer_middleware(inflight)
+    dp.update.outer_middleware(UpdateContextMiddleware())
+
+    def outbox_limiter() -> TelegramLimiter | None:
+        # The outbox sender (installed with the poller) owns the one account of Telegram's
+        # limits; without it (a test app with no jobs) replies are not paced.
+        limiter = getattr(dp.get("outbox"), "limiter", None)
+        return limiter if isinstance(limiter, TelegramLimiter) else None
+
+    bot.session.middleware(HandlerFloodMiddleware(outbox_limiter))
     user_middleware = UserMiddleware()
     dp.message.outer_middleware(user_middleware)
     dp.callback_query.outer_middleware(user_middleware)
