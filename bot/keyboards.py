@@ -211,33 +211,25 @@ def retry_keyboard(
     t: Translator, country: str, service: Service, pool: str | None, price_units: int
 ) -> InlineKeyboardMarkup:
     """Try the same purchase again (a fresh nonce), or go back to the list."""
-    rows: Rows = []
-    again = buy_button(
-        t.plain("retry-price-button", price=format_usd(price_units)),
-        country,
-        service,
-        pool,
-        price_units,
-    )
-    if again is not None:
-        rows.append([again])
-    rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=0))])
-    return markup(rows)
+    return _buy_or_back(t, "retry-price-button", country, service, pool, price_units)
 
 
 def confirm_price_keyboard(
     t: Translator, country: str, service: Service, pool: str | None, price_units: int
 ) -> InlineKeyboardMarkup:
+    return _buy_or_back(t, "buy-confirm-button", country, service, pool, price_units)
+
+
+def _buy_or_back(
+    t: Translator, key: str, country: str, service: Service, pool: str | None, price_units: int
+) -> InlineKeyboardMarkup:
+    """A buy button labelled `key` with the price (when it fits), then back to the list."""
     rows: Rows = []
-    confirm = buy_button(
-        t.plain("buy-confirm-button", price=format_usd(price_units)),
-        country,
-        service,
-        pool,
-        price_units,
+    buy = buy_button(
+        t.plain(key, price=format_usd(price_units)), country, service, pool, price_units
     )
-    if confirm is not None:
-        rows.append([confirm])
+    if buy is not None:
+        rows.append([buy])
     rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=0))])
     return markup(rows)
 

@@ -54,6 +54,147 @@ async def check_now(db: Database, client: DaisySimClient, activation: Activation
     return False
 
 
+async def announce_code(bot: Bot, chat_id: int, activation: Activation, t: Translator) -> None:
+    text, markup = render_code_message(activation, t)
+    await bot.send_message(chat_id, text, reply_markup=markup)
+
+
+async def act_on_card(
+    query: CallbackQuery,
+    action: ActAction,
+    activation: Activation,
+    *,
+    bot: Bot,
+    db: Database,
+    repo: Repo,
+    daisysim: DaisySimClient,
+    user: User,
+    t: Translator,
+    callback_answer: CallbackAnswer,
+    not_yours_key: str = "card-not-yours",
+    cancelled_key: str = "card-cancelled",
+) -> None:
+    """A card button pressed by someone the caller has already found may act on it: the
+    private router (the buyer) and the group router (the buyer or a group admin) share it.
+    Only the texts that name who may act and where the refund goes differ."""
+    if action == ActAction.SHOW:
+        if query.message is not None:
+            # A fresh copy at the bottom of the chat; it becomes the card the poller edits.
+            await send_card(bot, repo, query.message.chat.id, activation, t)
+    elif action == ActAction.REFRESH:
+        await _refresh(query, activation, bot, db, repo, daisysim, t, callback_answer)
+    else:
+        await _cancel(
+            query,
+            activation,
+            bot,
+            db,
+            daisysim,
+            user,
+            t,
+            callback_answer,
+            not_yours_key=not_yours_key,
+            cancelled_key=cancelled_key,
+        )
+
+
+async def _refresh(
+    query: CallbackQuery,
+    activation: Activation,
+    bot: Bot,
+    db: Database,
+    repo: Repo,
+    daisysim: DaisySimClient,
+    t: Translator,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        got_code = await check_now(db, daisysim, activation)
+    except RateLimited as exc:
+        callback_answer.text = t.plain("card-busy", seconds=max(1, round(exc.retry_after)))
+        return
+    except DaisySimError as exc:
+        logger.info("refresh of activation %d failed upstream: %s", activation.id, exc)
+        callback_answer.text = t.plain("error-upstream")
+        callback_answer.show_alert = True
+        return
+    current = await repo.activations.get(activation.id) or activation
+    if got_code and query.message is not None:
+        await announce_code(bot, query.message.chat.id, current, t)
+    if current.state == "completed":
+        callback_answer.text = t.plain("card-code-arrived")
+    elif current.state == "waiting":
+        callback_answer.text = t.plain("card-refreshed")
+    elif current.state in ("purchasing", "unknown"):
+        callback_answer.text = t.plain("buy-already-pending")
+    else:
+        callback_answer.text = t.plain("card-finished")
+    await edit_card(query, current, t)
+
+
+async def _cancel(
+    query: CallbackQuery,
+    activation: Activation,
+    bot: Bot,
+    db: Database,
+    daisysim: DaisySimClient,
+    user: User,
+    t: Translator,
+    callback_answer: CallbackAnswer,
+    *,
+    not_yours_key: str,
+    cancelled_key: str,
+) -> None:
+    if activation.state != "waiting":
+        callback_answer.text = t.plain("card-finished")
+        await edit_card(query, activation, t)
+        return
+    wait = cancel_wait(activation, time.time())
+    if wait > 0:
+        # Still inside the lock by our clock: asking upstream would only spend the
+        # cancel budget (10 a minute, shared by every user) to hear TOO_EARLY.
+        callback_answer.text = t.plain("card-cancel-wait", time=format_countdown(wait))
+        await edit_card(query, activation, t)
+        return
+    try:
+        after = await activation_service.cancel(
+            db,
+            daisysim,
+            activation.id,
+            actor_id=user.id,
+            # A group admin cancelling a member's number; the caller checked they may.
+            actor_is_admin=activation.user_id != user.id,
+        )
+    except CancelTooEarly as exc:
+        callback_answer.text = t.plain("card-cancel-wait", time=format_countdown(exc.seconds_left))
+        await edit_card(query, activation, t, cancel_in=exc.seconds_left)
+        return
+    except NotYourActivation:
+        callback_answer.text = t.plain(not_yours_key)
+        callback_answer.show_alert = True
+        return
+    except ActivationNotActive as exc:
+        callback_answer.text = t.plain("card-finished")
+        await edit_card(query, exc.activation, t)
+        return
+    except UpstreamBusy as exc:
+        callback_answer.text = t.plain("card-busy", seconds=max(1, round(exc.retry_after)))
+        return
+    except UpstreamUnavailable:
+        callback_answer.text = t.plain("error-upstream")
+        callback_answer.show_alert = True
+        return
+    if after.state == "completed":
+        callback_answer.text = t.plain("card-cancel-code")
+        if query.message is not None:
+            await announce_code(bot, query.message.chat.id, after, t)
+    elif after.state in ("cancelled", "expired"):
+        callback_answer.text = t.plain(cancelled_key, price=format_usd(after.user_price))
+    else:
+        callback_answer.text = t.plain("card-finished")
+    await edit_card(query, after, t)
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
 
@@ -75,12 +216,10 @@ def build_router() -> Router:
             return None
         return activation
 
-    async def announce_code(bot: Bot, chat_id: int, activation: Activation, t: Translator) -> None:
-        text, markup = render_code_message(activation, t)
-        await bot.send_message(chat_id, text, reply_markup=markup)
-
-    @router.callback_query(ActCb.filter(F.action == ActAction.REFRESH))
-    async def refresh(
+    @router.callback_query(
+        ActCb.filter(F.action.in_({ActAction.REFRESH, ActAction.CANCEL, ActAction.SHOW}))
+    )
+    async def card_button(
         query: CallbackQuery,
         callback_data: ActCb,
         bot: Bot,
@@ -94,102 +233,17 @@ def build_router() -> Router:
         activation = await owned(repo, callback_data, user, t, callback_answer)
         if activation is None:
             return
-        try:
-            got_code = await check_now(db, daisysim, activation)
-        except RateLimited as exc:
-            callback_answer.text = t.plain("card-busy", seconds=max(1, round(exc.retry_after)))
-            return
-        except DaisySimError as exc:
-            logger.info("refresh of activation %d failed upstream: %s", activation.id, exc)
-            callback_answer.text = t.plain("error-upstream")
-            callback_answer.show_alert = True
-            return
-        current = await repo.activations.get(activation.id) or activation
-        if got_code and query.message is not None:
-            await announce_code(bot, query.message.chat.id, current, t)
-        if current.state == "completed":
-            callback_answer.text = t.plain("card-code-arrived")
-        elif current.state == "waiting":
-            callback_answer.text = t.plain("card-refreshed")
-        elif current.state in ("purchasing", "unknown"):
-            callback_answer.text = t.plain("buy-already-pending")
-        else:
-            callback_answer.text = t.plain("card-finished")
-        await edit_card(query, current, t)
-
-    @router.callback_query(ActCb.filter(F.action == ActAction.CANCEL))
-    async def cancel(
-        query: CallbackQuery,
-        callback_data: ActCb,
-        bot: Bot,
-        db: Database,
-        repo: Repo,
-        daisysim: DaisySimClient,
-        user: User,
-        t: Translator,
-        callback_answer: CallbackAnswer,
-    ) -> None:
-        activation = await owned(repo, callback_data, user, t, callback_answer)
-        if activation is None:
-            return
-        if activation.state != "waiting":
-            callback_answer.text = t.plain("card-finished")
-            await edit_card(query, activation, t)
-            return
-        wait = cancel_wait(activation, time.time())
-        if wait > 0:
-            # Still inside the lock by our clock: asking upstream would only spend the
-            # cancel budget (10 a minute, shared by every user) to hear TOO_EARLY.
-            callback_answer.text = t.plain("card-cancel-wait", time=format_countdown(wait))
-            await edit_card(query, activation, t)
-            return
-        try:
-            after = await activation_service.cancel(db, daisysim, activation.id, actor_id=user.id)
-        except CancelTooEarly as exc:
-            callback_answer.text = t.plain(
-                "card-cancel-wait", time=format_countdown(exc.seconds_left)
-            )
-            await edit_card(query, activation, t, cancel_in=exc.seconds_left)
-            return
-        except NotYourActivation:
-            callback_answer.text = t.plain("card-not-yours")
-            callback_answer.show_alert = True
-            return
-        except ActivationNotActive as exc:
-            callback_answer.text = t.plain("card-finished")
-            await edit_card(query, exc.activation, t)
-            return
-        except UpstreamBusy as exc:
-            callback_answer.text = t.plain("card-busy", seconds=max(1, round(exc.retry_after)))
-            return
-        except UpstreamUnavailable:
-            callback_answer.text = t.plain("error-upstream")
-            callback_answer.show_alert = True
-            return
-        if after.state == "completed":
-            callback_answer.text = t.plain("card-cancel-code")
-            if query.message is not None:
-                await announce_code(bot, query.message.chat.id, after, t)
-        elif after.state in ("cancelled", "expired"):
-            callback_answer.text = t.plain("card-cancelled", price=format_usd(after.user_price))
-        else:
-            callback_answer.text = t.plain("card-finished")
-        await edit_card(query, after, t)
-
-    @router.callback_query(ActCb.filter(F.action == ActAction.SHOW))
-    async def show(
-        query: CallbackQuery,
-        callback_data: ActCb,
-        bot: Bot,
-        repo: Repo,
-        user: User,
-        t: Translator,
-        callback_answer: CallbackAnswer,
-    ) -> None:
-        activation = await owned(repo, callback_data, user, t, callback_answer)
-        if activation is None or query.message is None:
-            return
-        # A fresh copy at the bottom of the chat; it becomes the card the poller edits.
-        await send_card(bot, repo, query.message.chat.id, activation, t)
+        await act_on_card(
+            query,
+            callback_data.action,
+            activation,
+            bot=bot,
+            db=db,
+            repo=repo,
+            daisysim=daisysim,
+            user=user,
+            t=t,
+            callback_answer=callback_answer,
+        )
 
     return router

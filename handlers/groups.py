@@ -12,7 +12,6 @@ presser's own wallet.
 from __future__ import annotations
 
 import logging
-import time
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
@@ -29,7 +28,6 @@ from aiogram.types import (
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.callbacks import (
-    ActAction,
     ActCb,
     BuyCb,
     GroupAction,
@@ -42,36 +40,30 @@ from bot.callbacks import (
     new_nonce,
 )
 from bot.config import Settings
-from bot.daisysim import DaisySimClient, DaisySimError, RateLimited
+from bot.daisysim import DaisySimClient
 from bot.i18n import LANGUAGES, I18n, Translator, language_for
 from bot.keyboards import buy_button, confirm_price_keyboard, pools_keyboard, retry_keyboard
 from bot.keyboards import service_label as plain_service_label
 from bot.middlewares import KeyedLocks
 from bot.money import UNITS_PER_USD, format_usd
-from bot.services import activation as activation_service
 from bot.services import groups as group_service
 from bot.services.catalogue import Catalogue, Service, page_of
 from bot.services.errors import (
-    ActivationNotActive,
-    CancelTooEarly,
     DailyLimitExceeded,
     InsufficientFunds,
-    NotYourActivation,
     PurchasePending,
     PurchaseRejected,
     UpstreamBalanceExhausted,
-    UpstreamBusy,
-    UpstreamUnavailable,
 )
 from bot.services.outbox import OutboxSender
-from bot.services.purchase import PurchaseRequest, purchase
+from bot.services.purchase import PurchaseRequest
 from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
 from bot.services.queue_notify import QueueNotifier
 from bot.services.topup import BadAmount, parse_amount, stars_for
-from bot.texts import cancel_wait, format_countdown, render_code_message
-from handlers.activation import check_now
+from handlers.activation import act_on_card
 from handlers.admin import alert_upstream_exhausted
-from handlers.common import edit_card, edit_or_send, send_card
+from handlers.common import edit_or_send, send_card
+from handlers.purchase import start_purchase
 from handlers.queue import show_place
 from handlers.topup import preset_units, send_stars_invoice
 from storage.db import Database
@@ -363,15 +355,43 @@ def build_router() -> Router:
             return None
         return message
 
+    async def admin_command(bot: Bot, message: Message, user: User, t: Translator) -> bool:
+        """Whether the sender of a command is an admin of its group; told so if not."""
+        if not await is_group_admin(bot, message.chat.id, user.id):
+            await message.reply(t("group-admins-only"))
+            return False
+        return True
+
+    async def command_amount(message: Message, text: str, t: Translator) -> int | None:
+        """The USD amount a command names, or None after telling the sender what is wrong."""
+        try:
+            return parse_amount(text)
+        except BadAmount as exc:
+            await message.reply(
+                t(f"admin-amount-{exc.reason}", text=exc.text[:32], max=format_usd(exc.max_units))
+            )
+            return None
+
+    async def show_panel(
+        query: CallbackQuery,
+        db: Database,
+        repo: Repo,
+        message: Message,
+        user: User,
+        t: Translator,
+        note: str | None = None,
+    ) -> None:
+        chat, wallet = await group_context(db, repo, message)
+        text, keyboard = await panel_view(t, repo, chat, wallet, user, note)
+        await edit_or_send(query, text, keyboard)
+
     @group.callback_query(GroupCb.filter(F.action == GroupAction.PANEL))
     async def panel(
         query: CallbackQuery, db: Database, repo: Repo, t: Translator, user: User
     ) -> None:
         if not isinstance(query.message, Message):
             return
-        chat, wallet = await group_context(db, repo, query.message)
-        text, keyboard = await panel_view(t, repo, chat, wallet, user)
-        await edit_or_send(query, text, keyboard)
+        await show_panel(query, db, repo, query.message, user, t)
 
     # --- funding from a personal wallet ---------------------------------------------------
 
@@ -441,9 +461,7 @@ def build_router() -> Router:
         note = await fund(
             db, repo, message, user, callback_data.units, f"{user.id}:{callback_data.nonce}", t
         )
-        chat, wallet = await group_context(db, repo, message)
-        text, keyboard = await panel_view(t, repo, chat, wallet, user, note)
-        await edit_or_send(query, text, keyboard)
+        await show_panel(query, db, repo, message, user, t, note)
 
     @group.message(Command("fund"))
     async def fund_command(
@@ -455,18 +473,13 @@ def build_router() -> Router:
         user: User,
         t: Translator,
     ) -> None:
-        if not await is_group_admin(bot, message.chat.id, user.id):
-            await message.reply(t("group-admins-only"))
+        if not await admin_command(bot, message, user, t):
             return
         if not command.args:
             await message.reply(t("group-fund-usage"))
             return
-        try:
-            units = parse_amount(command.args)
-        except BadAmount as exc:
-            await message.reply(
-                t(f"admin-amount-{exc.reason}", text=exc.text[:32], max=format_usd(exc.max_units))
-            )
+        units = await command_amount(message, command.args, t)
+        if units is None:
             return
         # One command, one transfer, even if Telegram delivers it twice.
         key = f"cmd:{message.chat.id}:{message.message_id}"
@@ -568,9 +581,7 @@ def build_router() -> Router:
         except (BadAmount, ValueError):
             callback_answer.text = t.plain("stale-answer")
             return
-        chat, wallet = await group_context(db, repo, message)
-        text, keyboard = await panel_view(t, repo, chat, wallet, user, note)
-        await edit_or_send(query, text, keyboard)
+        await show_panel(query, db, repo, message, user, t, note)
 
     @group.message(Command("limit"))
     async def limit_command(
@@ -582,8 +593,7 @@ def build_router() -> Router:
         user: User,
         t: Translator,
     ) -> None:
-        if not await is_group_admin(bot, message.chat.id, user.id):
-            await message.reply(t("group-admins-only"))
+        if not await admin_command(bot, message, user, t):
             return
         args = (command.args or "").strip().lower()
         if not args:
@@ -598,16 +608,8 @@ def build_router() -> Router:
         elif args in ("0", "$0"):
             units = 0
         else:
-            try:
-                units = parse_amount(args)
-            except BadAmount as exc:
-                await message.reply(
-                    t(
-                        f"admin-amount-{exc.reason}",
-                        text=exc.text[:32],
-                        max=format_usd(exc.max_units),
-                    )
-                )
+            units = await command_amount(message, args, t)
+            if units is None:
                 return
         await message.reply(await set_limit(db, repo, message, units, t))
 
@@ -672,8 +674,7 @@ def build_router() -> Router:
     async def spending_command(
         message: Message, bot: Bot, repo: Repo, user: User, t: Translator
     ) -> None:
-        if not await is_group_admin(bot, message.chat.id, user.id):
-            await message.reply(t("group-admins-only"))
+        if not await admin_command(bot, message, user, t):
             return
         await message.answer(await spending_text(repo, message.chat.id, t))
 
@@ -801,24 +802,10 @@ def build_router() -> Router:
                 member_daily_limit=chat.member_daily_limit_units,
             )
             try:
-                if purchase_queue is None:
-                    # The purchase may wait behind the upstream's rate limit: answer now.
-                    await query.answer(t.plain("buy-started"))
-                    callback_answer.disable()
-                    result: Activation | Queued = await purchase(
-                        db, daisysim, request, cancel_lock_seconds=settings.cancel_lock_seconds
-                    )
-                else:
-                    # The group's members wait in the same fair line as everyone else.
-                    ticket = await purchase_queue.join(request)
-                    if ticket.queued is not None:
-                        await query.answer(
-                            t.plain("queue-joined-answer", place=ticket.queued.place)
-                        )
-                    else:
-                        await query.answer(t.plain("buy-started"))
-                    callback_answer.disable()
-                    result = await purchase_queue.outcome(ticket)
+                # The group's members wait in the same fair line as everyone else.
+                result = await start_purchase(
+                    query, request, t, callback_answer, db, daisysim, settings, purchase_queue
+                )
             except QueueFull as exc:
                 await message.answer(t("queue-full", limit=exc.limit))
                 return
@@ -931,68 +918,20 @@ def build_router() -> Router:
             callback_answer.text = t.plain("group-card-not-yours")
             callback_answer.show_alert = True
             return
-        action = callback_data.action
-        if action == ActAction.SHOW:
-            await send_card(bot, repo, message.chat.id, activation, t)
-            return
-        if action == ActAction.REFRESH:
-            try:
-                got_code = await check_now(db, daisysim, activation)
-            except RateLimited as exc:
-                callback_answer.text = t.plain("card-busy", seconds=max(1, round(exc.retry_after)))
-                return
-            except DaisySimError:
-                callback_answer.text = t.plain("error-upstream")
-                return
-            current = await repo.activations.get(activation.id) or activation
-            if got_code:
-                text, markup = render_code_message(current, t)
-                await bot.send_message(message.chat.id, text, reply_markup=markup)
-            callback_answer.text = t.plain(
-                "card-code-arrived" if current.state == "completed" else "card-refreshed"
-            )
-            await edit_card(query, current, t)
-            return
-        # Cancel.
-        if activation.state != "waiting":
-            callback_answer.text = t.plain("card-finished")
-            await edit_card(query, activation, t)
-            return
-        wait = cancel_wait(activation, time.time())
-        if wait > 0:
-            callback_answer.text = t.plain("card-cancel-wait", time=format_countdown(wait))
-            return
-        try:
-            after = await activation_service.cancel(
-                db,
-                daisysim,
-                activation.id,
-                actor_id=user.id,
-                actor_is_admin=activation.user_id != user.id,
-            )
-        except CancelTooEarly as exc:
-            callback_answer.text = t.plain(
-                "card-cancel-wait", time=format_countdown(exc.seconds_left)
-            )
-            return
-        except (NotYourActivation, ActivationNotActive):
-            callback_answer.text = t.plain("card-finished")
-            return
-        except UpstreamBusy as exc:
-            callback_answer.text = t.plain("card-busy", seconds=max(1, round(exc.retry_after)))
-            return
-        except UpstreamUnavailable:
-            callback_answer.text = t.plain("error-upstream")
-            return
-        if after.state == "completed":
-            callback_answer.text = t.plain("card-cancel-code")
-            text, markup = render_code_message(after, t)
-            await bot.send_message(message.chat.id, text, reply_markup=markup)
-        elif after.state in ("cancelled", "expired"):
-            callback_answer.text = t.plain(
-                "group-card-cancelled", price=format_usd(after.user_price)
-            )
-        await edit_card(query, after, t)
+        await act_on_card(
+            query,
+            callback_data.action,
+            activation,
+            bot=bot,
+            db=db,
+            repo=repo,
+            daisysim=daisysim,
+            user=user,
+            t=t,
+            callback_answer=callback_answer,
+            not_yours_key="group-card-not-yours",
+            cancelled_key="group-card-cancelled",
+        )
 
     # Leaving the purchase queue works anywhere (its handler checks the buyer).
     @group.callback_query(~QueueCb.filter())

@@ -128,7 +128,7 @@ def build_router() -> Router:
                 chat_id=chat_id,
             )
             try:
-                bought = await _buy(
+                bought = await start_purchase(
                     query, request, t, callback_answer, db, daisysim, settings, purchase_queue
                 )
             except QueueFull as exc:
@@ -159,7 +159,7 @@ def build_router() -> Router:
     return router
 
 
-async def _buy(
+async def start_purchase(
     query: CallbackQuery,
     request: PurchaseRequest,
     t: Translator,

@@ -11,6 +11,7 @@ import sys
 import webbrowser
 from pathlib import Path
 
+from bot.cli_args import probability, seconds_range
 from bot.demo.runner import DemoConfig, DemoError
 
 logger = logging.getLogger(__name__)
@@ -33,31 +34,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value <= 10_000:
         raise argparse.ArgumentTypeError("must be within (0, 10000]")
-    return value
-
-
-def _seconds_range(text: str) -> tuple[float, float] | None:
-    if text.strip().lower() in ("off", "none", "no"):
-        return None
-    low, sep, high = text.partition("-")
-    try:
-        bounds = (float(low), float(high)) if sep else (float(low), float(low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected MIN-MAX real seconds, e.g. 8-25, or 'off': {text!r}"
-        ) from None
-    if not 0 <= bounds[0] <= bounds[1]:
-        raise argparse.ArgumentTypeError("need 0 <= MIN <= MAX")
-    return bounds
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be within 0..1")
     return value
 
 
@@ -90,7 +66,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--code-after",
-        type=_seconds_range,
+        type=seconds_range("8-25, or 'off'"),
         default=defaults.code_after,
         metavar="MIN-MAX",
         help="an SMS code arrives MIN..MAX real seconds after a purchase, or 'off' "
@@ -98,7 +74,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--code-probability",
-        type=_probability,
+        type=probability,
         default=defaults.code_probability,
         help="the share of numbers that ever get a code; the rest can be cancelled for a "
         f"refund (default {defaults.code_probability:g})",

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 
+from bot.cli_args import probability, seconds_range
 from bot.money import MoneyError, to_units
 
 logger = logging.getLogger(__name__)
@@ -26,21 +27,6 @@ def _usd_units(text: str) -> int:
     return units
 
 
-def _seconds_range(text: str) -> tuple[float, float] | None:
-    if text.strip().lower() in ("", "off", "none", "no"):
-        return None
-    low, sep, high = text.partition("-")
-    try:
-        bounds = (float(low), float(high)) if sep else (float(low), float(low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected MIN-MAX real seconds, e.g. 5-20: {text!r}"
-        ) from None
-    if not 0 <= bounds[0] <= bounds[1]:
-        raise argparse.ArgumentTypeError("need 0 <= MIN <= MAX")
-    return bounds
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -48,16 +34,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be within 0..1")
     return value
 
 
@@ -94,7 +70,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--auto-codes",
-        type=_seconds_range,
+        type=seconds_range("5-20", off=("", "off", "none", "no")),
         default=None,
         metavar="MIN-MAX",
         help="every new number gets an SMS code after MIN..MAX real seconds, e.g. 5-20 "
@@ -102,7 +78,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--code-probability",
-        type=_probability,
+        type=probability,
         default=1.0,
         help="with --auto-codes, the share of numbers that ever get a code (default 1)",
     )
