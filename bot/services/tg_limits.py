@@ -32,7 +32,9 @@ class TelegramLimits:
     global_per_second: int = 30
     chat_per_second: float = 1.0
     # A private chat may take this many messages at once, then one per 1/chat_per_second s.
-    chat_burst: int = 3
+    # Five, like a short burst Telegram lets through: with handler replies counted too, a
+    # user who just tapped through the menu must still get their code at once.
+    chat_burst: int = 5
     group_per_minute: int = 20
     background_share: float = 2 / 3
 
