@@ -39,13 +39,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import RemoteSandbox
 from bot.app import App, create_app
 from bot.config import Settings
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser, FloodLimits
 from bot.ledger_check import check_ledger
-from bot.sandbox import Sandbox
-from bot.sandbox.control import SandboxControl
-from bot.sandbox.server import API_PREFIX
 from bot.services import wallet as wallet_service
 from bot.services.poller import install as install_delivery
 from bot.services.purchase import token_of
@@ -59,55 +57,6 @@ PER_WINDOW = 10  # the upstream's purchases per minute
 UPSTREAM_MINUTE = 60.0
 TOLERANCE = 0.05
 FIRST_USER = 600_000
-
-
-class RemoteSandbox:
-    """The sandbox in a child process, as the real upstream is: its work does not take turns
-    on the bot's event loop, so the figures are the bot's."""
-
-    def __init__(self, process: asyncio.subprocess.Process, root_url: str) -> None:
-        self.process = process
-        self.base_url = root_url + API_PREFIX
-        self.control = SandboxControl(root_url, timeout=30.0)
-
-    @classmethod
-    async def start(cls, **config: Any) -> RemoteSandbox:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.burst",
-            "--serve-sandbox",
-            json.dumps(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-        if not line.startswith(b"http"):
-            process.kill()
-            await process.wait()
-            raise RuntimeError(f"the sandbox did not start: {line!r}")
-        return cls(process, line.decode().strip())
-
-    async def stop(self) -> None:
-        await self.control.aclose()
-        if self.process.returncode is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()  # the child's signal to stop
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout=10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
-async def serve_sandbox(config: dict[str, Any]) -> None:
-    if "rate_limits" in config:
-        config["rate_limits"] = {k: tuple(v) for k, v in config["rate_limits"].items()}
-    async with Sandbox(**config) as sandbox:
-        print(sandbox.root_url, flush=True)
-        # Until the parent closes our stdin (or dies).
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
 @contextlib.asynccontextmanager
@@ -376,11 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--n", type=int, nargs="+", default=[30, 100], help="burst sizes")
     parser.add_argument("--scale", type=float, default=10.0, help="upstream time scale")
-    parser.add_argument("--serve-sandbox", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve_sandbox is not None:
-        asyncio.run(serve_sandbox(json.loads(args.serve_sandbox)))
-        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return asyncio.run(main_async(args.n, args.scale))
 

@@ -23,7 +23,7 @@ from bot.services.catalogue import (
 )
 from storage.db import Database
 from storage.repo import Repo
-from tests.e2e.helpers import buy_from, open_services, start
+from tests.e2e.helpers import assert_books_balanced, balance, buy_from, open_services, start
 
 
 class Clock:
@@ -127,8 +127,11 @@ async def test_price_verification_failed_refetches_the_catalogue(
     await alice.press(services, "Signal — $0.60")
     told = await alice.wait_for(lambda m: "Prices have just changed" in m.text, after=services)
     assert "you were not charged" in told.text
+    assert await balance(bot_app, 7001) == 100_000  # the hold came back in full
     await alice.press(told, "Services")
     fresh = await alice.wait_for_edit(told)
     assert await apps_requests(sandbox) == 2
     card = await buy_from(alice, fresh, "Signal — $0.60")
     assert "$0.60" in card.text
+    assert await balance(bot_app, 7001) == 100_000 - 6_000
+    await assert_books_balanced(bot_app)
