@@ -25,6 +25,7 @@ from aiogram.types import BotCommand
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import lazy_types
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
 from bot.flood import HandlerFloodMiddleware, UpdateContextMiddleware
@@ -158,6 +159,7 @@ async def create_app(
         await client.aclose()
         await db.close()
         raise ValueError("BOT_TOKEN is required")
+    lazy_types.warm_up()
     bot = Bot(
         token=settings.bot_token.get_secret_value(),
         session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url)),
