@@ -464,6 +464,22 @@ class ActivationsRepo(_Base):
         )
         return [from_row(Activation, row) for row in rows]
 
+    async def change_mark(self) -> int:
+        """The newest `change_seq` (migration 0006): taken BEFORE a full read, so that a
+        change committed between the two is seen again by `changed_since`, not missed."""
+        value = await self._db.fetch_value("SELECT MAX(change_seq) FROM activations")
+        return int(value or 0)
+
+    async def changed_since(self, mark: int) -> tuple[int, list[Activation]]:
+        """Every activation inserted, or updated in a column the poller keeps, after `mark`;
+        and the mark to ask from next time."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM activations WHERE change_seq > ? ORDER BY change_seq", (mark,)
+        )
+        if not rows:
+            return mark, []
+        return int(rows[-1]["change_seq"]), [from_row(Activation, row) for row in rows]
+
     async def due_for_poll(self, now: float, *, limit: int = 100) -> list[Activation]:
         """Waiting activations whose next poll time has come, the longest-due first."""
         rows = await self._db.fetch_all(

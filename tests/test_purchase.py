@@ -30,7 +30,7 @@ from bot.services.errors import (
 )
 from bot.services.purchase import purchase, reconciliation_tag, token_of
 from bot.services.reconcile import reconcile_unknown
-from storage.db import Database
+from storage.db import Database, Transaction
 from storage.models import Activation
 from storage.repo import Repo
 from tests.fixtures.money import (
@@ -432,6 +432,35 @@ async def test_a_failed_history_walk_settles_nothing(
     await sb.control.clear_faults()
     report = await reconcile_unknown(db, client, grace_seconds=0)
     assert report.linked == [act.id]
+
+
+async def test_what_reconciliation_tells_the_user_is_part_of_its_settlement(
+    sb: Sandbox, db: Database, client: DaisySimClient
+) -> None:
+    """`on_settled` runs in the settling transaction: if queuing the message fails, the
+    settlement is undone with it (the money stays held), and the next run does both."""
+    w = await new_user(db, 1, 100_000)
+    act = await _unknown_purchase(db, sb, client, "told")
+    told: list[tuple[int, str]] = []
+
+    async def crash(tx: Transaction, activation: Activation) -> None:
+        raise RuntimeError("the process died while queuing the message")
+
+    async def tell(tx: Transaction, activation: Activation) -> None:
+        # Inside the transaction: it already reads the settled state.
+        row = await tx.fetch_one("SELECT state FROM activations WHERE id = ?", (activation.id,))
+        assert row is not None
+        told.append((activation.id, str(row[0])))
+
+    with pytest.raises(RuntimeError):
+        await reconcile_unknown(db, client, grace_seconds=0, on_settled=crash)
+    assert (await Repo(db).activations.get(act.id)).state == "unknown"  # type: ignore[union-attr]
+    assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
+
+    report = await reconcile_unknown(db, client, grace_seconds=0, on_settled=tell)
+    assert report.linked == [act.id]
+    assert told == [(act.id, "waiting")]
+    assert await check_ledger(db) == []
 
 
 # --- after the purchase: code, cancel, expiry, gone ---------------------------------------

@@ -294,6 +294,50 @@ async def test_ledger_queries(db: Database, repo: Repo) -> None:
     assert [e.amount for e in await repo.ledger.entries_page(after_id=page1[1].id)] == [-50]
 
 
+async def test_changes_to_activations_are_numbered_for_the_poller(db: Database, repo: Repo) -> None:
+    """Migration 0006: every insert, and every update of a column the poller keeps, gets the
+    next change_seq; `changed_since` returns exactly those rows, oldest change first."""
+    w = await new_user(db, 1, 100_000)
+    start = await repo.activations.change_mark()
+    first, second = [await _activation(repo, 1, w.id, f"c{i}") for i in range(2)]
+    mark, changed = await repo.activations.changed_since(start)
+    assert [a.id for a in changed] == [first, second]
+    assert mark == await repo.activations.change_mark() == start + 2
+
+    async with db.transaction() as tx:
+        assert await repo.activations.mark_waiting(
+            tx,
+            first,
+            upstream_id="901",
+            phone_number="+19400000001",
+            upstream_amount=6000,
+            purchased_at=1100.0,
+            cancel_after=1280.0,
+        )
+    # What the poller writes about its own polling is not a change it needs to see again.
+    assert await repo.activations.schedule_poll([first], 5000.0) == 1
+    mark, changed = await repo.activations.changed_since(mark)
+    assert [(a.id, a.state) for a in changed] == [(first, "waiting")]
+
+    await repo.activations.set_card(second, 1, 77)
+    async with db.transaction() as tx:
+        assert await repo.activations.mark_completed(
+            tx, first, code="1234", completed_at=1200.0, from_states=("waiting",)
+        )
+    mark, changed = await repo.activations.changed_since(mark)
+    # Rows leave the waiting set this way too: the poller drops them on the same read.
+    assert [(a.id, a.state, a.card_message_id) for a in changed] == [
+        (second, "purchasing", 77),
+        (first, "completed", None),
+    ]
+    assert await repo.activations.changed_since(mark) == (mark, [])
+
+    # Written by hand, outside the repositories, it is numbered all the same.
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE activations SET card_message_id = 78 WHERE id = ?", (second,))
+    assert [a.id for a in (await repo.activations.changed_since(mark))[1]] == [second]
+
+
 async def test_activation_listing_and_polling(db: Database, repo: Repo) -> None:
     w = await new_user(db, 1, 100_000)
     await new_user(db, 2, 100_000)

@@ -10,8 +10,9 @@ the history newest first until well before the oldest candidate was created:
 - no order with the token once the walk is complete: the upstream never sold it → refund.
 
 Every settlement is a compare-and-set on the state in one transaction, so a second or
-concurrent run changes nothing. A history walk that fails part-way settles nothing: "not
-found" is only concluded from a complete walk.
+concurrent run changes nothing; `on_settled` runs inside that transaction, so what the user
+is told (a code, a refund, the card redrawn) is queued with it or not at all. A history walk
+that fails part-way settles nothing: "not found" is only concluded from a complete walk.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.daisysim import COMPLETED, WAITING, DaisySimClient, DaisySimError, Order
 from bot.services.purchase import DEFAULT_CANCEL_LOCK_SECONDS, token_of
 from bot.services.settle import end_with_code, end_with_refund
-from storage.db import Database
+from storage.db import Database, Transaction
 from storage.models import UNSETTLED_STATES, Activation
 from storage.repo import Repo
 
@@ -35,6 +37,8 @@ DEFAULT_GRACE_SECONDS = 120.0
 # upstream (and the time a request may wait in our rate limiter before it leaves).
 DEFAULT_MARGIN_SECONDS = 600.0
 _CANCELLED = "Cancelled"
+# Called inside a settling transaction with the activation as that transaction left it.
+OnSettled = Callable[[Transaction, Activation], Awaitable[None]]
 _EXPIRED = "Expired"
 
 
@@ -60,6 +64,7 @@ async def reconcile_unknown(
     margin_seconds: float = DEFAULT_MARGIN_SECONDS,
     cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS,
     now: float | None = None,
+    on_settled: OnSettled | None = None,
 ) -> ReconcileReport:
     """Settle every `purchasing`/`unknown` activation older than `grace_seconds`.
 
@@ -106,7 +111,13 @@ async def reconcile_unknown(
     for activation in candidates:
         try:
             await _settle(
-                repo, db, activation, found.get(activation.recon_token), cancel_lock_seconds, report
+                repo,
+                db,
+                activation,
+                found.get(activation.recon_token),
+                cancel_lock_seconds,
+                report,
+                on_settled,
             )
         except sqlite3.IntegrityError:
             # E.g. the order's id is already linked to another activation: a human must look;
@@ -130,6 +141,7 @@ async def _settle(
     order: Order | None,
     cancel_lock_seconds: float,
     report: ReconcileReport,
+    on_settled: OnSettled | None,
 ) -> None:
     now = time.time()
     async with db.transaction() as tx:
@@ -195,4 +207,8 @@ async def _settle(
                 order.status,
             )
             return
+        if changed and on_settled is not None:
+            settled = await repo.activations.get(activation.id, tx=tx)
+            assert settled is not None
+            await on_settled(tx, settled)
     (bucket if changed else report.skipped).append(activation.id)

@@ -114,6 +114,30 @@ async def test_a_code_reaches_the_user_within_one_poll_cycle(
         no_traceback(alice)
 
 
+async def test_a_purchase_and_a_users_cancel_reach_the_poller_without_rereading_everything(
+    tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
+) -> None:
+    """The poller reads the whole waiting set once at start; a new purchase and a cancel made
+    by the user's own button (not by the poller) reach it as changed rows."""
+    async with app_with_poller(tmp_path, sandbox, emulator) as app:
+        poller = poller_of(app)
+        alice, card, activation = await buy_signal(app, emulator, 1011)
+        await wait_until(lambda: poller.follows(activation.id), what="the poller follows it")
+
+        assert activation.cancel_after is not None
+        lock_end = activation.cancel_after
+        await wait_until(lambda: time.time() >= lock_end, timeout=10, what="the cancel lock")
+        done = await alice.press(alice.current(card), "Cancel")
+        assert done.text == "Cancelled: $0.60 is back on your balance."
+        await wait_until(lambda: not poller.follows(activation.id), what="the poller let go")
+
+        assert poller.stats.full_reads == 1
+        assert poller.stats.change_reads > 0
+        assert await balance(app, alice.id) == 100_000
+        await assert_books_balanced(app)
+        no_traceback(alice)
+
+
 async def test_no_code_means_an_automatic_refund_of_the_exact_price(
     tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
 ) -> None:
