@@ -2,7 +2,8 @@
 
 Checks that every wallet's cached balance equals the sum of its ledger, that every activation
 was charged exactly once and refunded at most once and only if it ended without a code, that
-nothing holds money in `purchasing`/`unknown` for long, that every Stars payment was credited
+nothing holds money in `purchasing`/`unknown` for long (a place in the purchase queue adds the
+turns ahead of it), that every Stars payment was credited
 once and that transfers cancel out. Prints each discrepancy and exits 1, or prints
 "ledger OK: N wallets, M entries" and exits 0. The database is opened read-only.
 """
@@ -17,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.daisysim import RateLimits
 from storage.db import Database
 from storage.migrator import MigrationError, latest_version
 from storage.models import COMPLETED, REFUNDED_STATES, UNSETTLED_STATES, WAITING
@@ -24,6 +26,10 @@ from storage.repo import ActivationAudit, Repo
 
 # `purchasing`/`unknown` longer than this means reconciliation is not running or is stuck.
 DEFAULT_UNSETTLED_LIMIT_SECONDS = 3600.0
+# A hold waiting in the purchase queue is sent when its turn comes, at the upstream's purchase
+# rate (10 a minute): the k-th in line may wait k turns longer before it counts as stuck.
+_PURCHASES, _WINDOW = RateLimits().purchase
+QUEUE_SECONDS_PER_PLACE = _WINDOW / _PURCHASES
 
 
 async def check_ledger(
@@ -55,8 +61,10 @@ async def check_ledger(
     if orphans:
         problems.append(f"{orphans} ledger entries point at no wallet")
 
+    places = {queued.activation.id: queued.place for queued in await repo.queue.listing()}
     for a in await repo.audit.activations():
-        problems.extend(_activation_problems(a, current, unsettled_limit_seconds))
+        limit = unsettled_limit_seconds + places.get(a.id, 0) * QUEUE_SECONDS_PER_PLACE
+        problems.extend(_activation_problems(a, current, limit))
 
     for p in await repo.audit.payments():
         name = f"payment {p.id}"

@@ -2,7 +2,8 @@
 
 `UserMiddleware` is an outer middleware on messages and callback queries: it loads or creates
 the user and their wallet before any filter runs, so every handler declares `user`, `wallet`
-and `t` as typed parameters, and a banned user is stopped here with one polite line.
+and `t` as typed parameters, and a banned user is stopped here with one polite line (except a
+payment Telegram has already taken, which is credited).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class UserMiddleware(BaseMiddleware):
             logger.info("new user %d", user.id)
         t = i18n.translator(user.language)
         data["t"] = t
-        if user.banned:
+        if user.banned and not _is_payment(event):
             await _refuse(event, t.plain("banned"))
             return None
         bonus = settings.sandbox_start_balance_units if settings.sandbox_mode else 0
@@ -58,6 +59,12 @@ class UserMiddleware(BaseMiddleware):
             db, user.id, sandbox_bonus_units=bonus
         )
         return await handler(event, data)
+
+
+def _is_payment(event: TelegramObject) -> bool:
+    """A successful_payment: Telegram has taken the Stars (pre-checkout refuses a banned payer,
+    but a ban can land between the two), so it is credited whatever the user's standing."""
+    return isinstance(event, Message) and event.successful_payment is not None
 
 
 async def _refuse(event: TelegramObject, text: str) -> None:

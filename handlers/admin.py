@@ -320,12 +320,7 @@ async def alert_upstream_exhausted(
     db: Database, settings: Settings, i18n: I18n, outbox: OutboxSender | None
 ) -> None:
     """INSUFFICIENT_BALANCE from the upstream: tell the admins (once an hour at most)."""
-    hour = int(time.time() // 3600)
-
-    def payload(admin_id: int, lang: str | None) -> dict[str, Any]:
-        return message_payload(i18n.translator(lang)("admin-alert-exhausted"))
-
-    queued = await admin_service.alert_admins(db, settings, payload, dedupe=f"exhausted:{hour}")
+    queued = await admin_service.alert_upstream_exhausted(db, settings, i18n)
     if queued and outbox is not None:
         outbox.wake()
 

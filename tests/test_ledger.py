@@ -199,6 +199,42 @@ async def _busy_database(db: Database) -> dict[str, int]:
     }
 
 
+async def test_a_long_purchase_queue_is_not_taken_for_stuck_holds(db: Database) -> None:
+    """The k-th in the purchase queue waits about k/10 minutes for its turn; only a hold that
+    has waited longer than the limit plus its turns is reported."""
+    repo = Repo(db)
+    carol = await new_user(db, 3, 10_000_000)
+    now = 100_000.0
+    held = []
+    async with db.transaction() as tx:
+        for i in range(700):
+            activation = await repo.activations.create(
+                tx,
+                user_id=3,
+                wallet_id=carol.id,
+                chat_id=3,
+                service_code="Signal",
+                service_name="Signal",
+                provider_id=None,
+                country="USA",
+                user_price=6_000,
+                upstream_price=6_000,
+                idempotency_key=f"q{i}",
+                recon_token=f"{i:010d}",
+                # All joined 100 minutes ago: the last of 700 has 70 minutes of turns ahead.
+                now=now - 6_000.0,
+            )
+            await repo.ledger.append(tx, carol.id, -6_000, "purchase", activation_id=activation.id)
+            await repo.queue.add(tx, activation.id, carol.id, now=now - 6_000.0)
+            held.append(activation.id)
+    found = await check_ledger(db, unsettled_limit_seconds=3_600.0, now=now)
+    # Places 1..399 have waited more than an hour plus their turns (6 s each): stuck.
+    assert len(found) == 399
+    assert all("unsettled" in line for line in found)
+    assert f"activation {held[398]} (purchasing)" in found[-1]
+    assert await check_ledger(db, unsettled_limit_seconds=3_600.0, now=now - 2_400.0) == []
+
+
 async def test_check_ledger_names_every_discrepancy(db: Database) -> None:
     ids = await _busy_database(db)
     # The stale purchase is the only finding of a healthy database with an old purchasing row.

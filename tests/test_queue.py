@@ -22,7 +22,7 @@ from bot.daisysim import DaisySimClient
 from bot.ledger_check import check_ledger
 from bot.sandbox import Sandbox
 from bot.services import wallet
-from bot.services.errors import InsufficientFunds, NotYourActivation
+from bot.services.errors import InsufficientFunds, NotYourActivation, PurchaseRejected
 from bot.services.purchase import PurchaseRequest
 from bot.services.purchase_queue import (
     LEFT_QUEUE,
@@ -60,6 +60,7 @@ class Listener:
 
     settled: list[tuple[int, str]] = field(default_factory=list)
     moves: int = 0
+    rejections: list[str] = field(default_factory=list)
 
     async def served(self, tx: Transaction, activation: Activation) -> None:
         # Told inside the settling transaction: the new state is what the transaction reads.
@@ -70,6 +71,9 @@ class Listener:
 
     def line_moved(self) -> None:
         self.moves += 1
+
+    async def rejected(self, exc: PurchaseRejected) -> None:
+        self.rejections.append(exc.upstream_code)
 
 
 @contextlib.asynccontextmanager

@@ -17,19 +17,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, DaisySimError
 from bot.money import UNITS_PER_USD, to_decimal
 from bot.services.catalogue import MARKUP_FIXED_UNITS_KEY, MARKUP_PERCENT_KEY, Markup
 from bot.services.errors import AppError
-from bot.services.outbox import enqueue
+from bot.services.outbox import enqueue, message_payload
 from bot.services.topup import BadAmount, Notice, parse_amount
 from bot.services.wallet import day_start
 from storage.db import Database
 from storage.models import ACTIVE_STATES, Broadcast, LedgerEntry, Sales, User
 from storage.repo import Repo
+
+if TYPE_CHECKING:
+    from bot.i18n import I18n
 
 log = logging.getLogger(__name__)
 
@@ -416,6 +419,19 @@ async def alert_admins(
     return queued
 
 
+async def alert_upstream_exhausted(db: Database, settings: Settings, i18n: I18n) -> int:
+    """INSUFFICIENT_BALANCE from the upstream: our account there cannot pay for numbers, so
+    every purchase fails until it is topped up. The admins are told once an hour at most,
+    whichever path (a buyer's tap, the purchase queue) ran into it. Returns how many alerts
+    were queued now."""
+    hour = int(time.time() // 3600)
+
+    def payload(admin_id: int, lang: str | None) -> dict[str, Any]:
+        return message_payload(i18n.translator(lang)("admin-alert-exhausted"))
+
+    return await alert_admins(db, settings, payload, dedupe=f"exhausted:{hour}")
+
+
 @dataclass(frozen=True, slots=True)
 class BalanceCheck:
     balance: int | None  # None: the upstream did not answer
@@ -482,6 +498,7 @@ __all__ = [
     "UnknownUser",
     "UserCard",
     "alert_admins",
+    "alert_upstream_exhausted",
     "broadcast_recipients",
     "check_upstream_balance",
     "collect_stats",

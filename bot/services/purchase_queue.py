@@ -135,6 +135,10 @@ class QueueListener(Protocol):
     def line_moved(self) -> None:
         """Places or estimates may have changed (someone was served, left or joined)."""
 
+    async def rejected(self, exc: PurchaseRejected) -> None:
+        """The upstream refused a queued purchase (the buyer was refunded and `served` told
+        of it); `exc.alert_admins` says whether it is the admins' to fix."""
+
 
 @dataclass
 class QueueStats:
@@ -492,6 +496,8 @@ class PurchaseQueue:
             log.info(
                 "queued activation %d rejected upstream (%s)", activation.id, exc.upstream_code
             )
+            if self.listener is not None:
+                await self.listener.rejected(exc)
         except PurchasePending:
             self.stats.unknown += 1
         except Exception:

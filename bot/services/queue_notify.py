@@ -29,6 +29,8 @@ from babel import Locale
 from bot.callbacks import QueueAction, QueueCb
 from bot.i18n import I18n, Translator
 from bot.money import format_usd
+from bot.services import admin as admin_service
+from bot.services.errors import PurchaseRejected
 from bot.services.outbox import OutboxSender, TransientRender, edit_payload, enqueue
 from bot.services.purchase_queue import PurchaseQueue
 from bot.texts import render_card
@@ -38,6 +40,7 @@ from storage.repo import Repo
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ class QueueNotifier:
 
     db: Database
     i18n: I18n
+    settings: Settings
     queue: PurchaseQueue
     # The app's outbox sender, once the delivery is installed (None: nothing is redrawn).
     sender: Callable[[], OutboxSender | None]
@@ -164,6 +168,16 @@ class QueueNotifier:
             dedupe_key=f"queue-served:{activation.id}:{activation.state}",
             tx=tx,
         )
+
+    async def rejected(self, exc: PurchaseRejected) -> None:
+        """An empty upstream account is the admins' to fix, as on the direct path; the buyer's
+        own refund notice is the card redraw `served` queued."""
+        if not exc.alert_admins:
+            return
+        if await admin_service.alert_upstream_exhausted(self.db, self.settings, self.i18n):
+            sender = self.sender()
+            if sender is not None:
+                sender.wake()
 
     def line_moved(self) -> None:
         sender = self.sender()
@@ -289,6 +303,7 @@ def install(
     notifier = QueueNotifier(
         db=app.db,
         i18n=app.i18n,
+        settings=settings,
         queue=queue,
         sender=sender,
         time_scale=settings.daisysim_time_scale,

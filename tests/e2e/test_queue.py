@@ -246,3 +246,29 @@ async def test_a_wallet_cannot_hold_more_places_than_the_cap(
         assert await balance(app, alice.id) == FUNDS - 3 * SIGNAL_UNITS
         assert len(await activations(app, alice.id)) == 3
         no_traceback(alice)
+
+
+async def test_an_empty_upstream_account_refunds_the_queued_buyer_and_alerts_the_admins(
+    tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
+) -> None:
+    admin_id = 900
+    async with queue_app(tmp_path, sandbox, emulator, admin_ids=str(admin_id)) as app:
+        admin, _ = await start(emulator, app, admin_id, name="Root", funds=0)
+        [(alice, services)] = await buyers(emulator, app, 5601, 1)
+        await fill_the_window(emulator, app)
+        answer = await alice.press(services, SIGNAL)
+        assert answer.text == "You are in line: place 1."
+        # While she waits, our DaisySim account runs dry.
+        await sandbox.control.set_account(DAISYSIM_KEY, balance_units=0)
+
+        card = await alice.wait_for(
+            lambda m: "not bought — $0.60 refunded" in m.text, after=services, timeout=10
+        )
+        assert card.all_buttons != []  # somewhere to go from here
+        alert = await admin.wait_for(lambda m: "INSUFFICIENT_BALANCE" in m.text, timeout=10)
+        assert "Top up the DaisySim account" in alert.text
+        assert await balance(app, alice.id) == FUNDS
+        assert [e.kind for e in await ledger(app, alice.id)] == ["topup", "purchase", "refund"]
+        assert (await only(app, alice)).state == "failed"
+        await assert_books_balanced(app)
+        no_traceback(alice)

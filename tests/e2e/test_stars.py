@@ -5,6 +5,7 @@ admin through refundStarPayment, /paysupport and /terms. Real app, emulator, san
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -121,6 +122,33 @@ async def test_pre_checkout_refuses_a_banned_payer(app: App, emulator: BotAPIEmu
     assert declined.value.error_message == "This account cannot use the bot."
     assert await balance(app, 1001) == 0
     assert await app.repo.payments.list_for_user(1001) == []
+
+
+async def test_a_payment_completed_after_a_ban_is_still_credited(
+    app: App, emulator: BotAPIEmulator
+) -> None:
+    """The bot said yes at pre-checkout, so Telegram takes the Stars; a ban that lands before
+    the successful_payment message must not lose them."""
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+    message = await invoice_for(alice, menu, "$1.00 — 80 ⭐")
+    update = await alice.pay(message)
+    await alice.wait_for(lambda m: "Payment received" in m.text)
+    await app.repo.users.set_banned(1001, True)
+
+    # A second payment of the invoice, approved before the ban, completes after it.
+    late = copy.deepcopy(update)
+    late["message"]["successful_payment"]["telegram_payment_charge_id"] += "-late"
+    await handled(emulator, app, emulator.push_update(late))
+    await wait_until(lambda: len(payments_received(alice)) == 2, what="the late credit")
+    assert "Balance: $2.00" in payments_received(alice)[-1].text
+    assert await balance(app, 1001) == 20_000
+    assert len(await app.repo.payments.list_for_user(1001)) == 2
+    # Everything else stays refused.
+    await alice.send("/start")
+    refused = await alice.wait_for(lambda m: "this account cannot use the bot" in m.text)
+    assert refused.all_buttons == []
+    await assert_books_balanced(app)
+    no_traceback(alice)
 
 
 async def test_an_admin_refunds_a_stars_payment(app: App, emulator: BotAPIEmulator) -> None:
