@@ -160,8 +160,10 @@ async def test_codes_overtake_a_broadcast(db: Database) -> None:
             await sender.enqueue(users[-1].id, "code", message_payload("code 123456"))
             await users[-1].wait_for(lambda m: m.text == "code 123456", timeout=2)
             order = [c.params.get("text") for c in emu.calls_to("sendMessage")]
-            # The code went long before the end of the 40-message broadcast.
-            assert order.index("code 123456") < 20
+            # The broadcast may fill the background share of one second's budget (20 of 30)
+            # before the code is even queued; the code goes in the same second, ahead of the
+            # other 20 broadcast messages.
+            assert order.index("code 123456") <= TelegramLimits().background_limit
             assert await sender.wait_idle(timeout=10)
         assert emu.flood_429_count == 0
 
