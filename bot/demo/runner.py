@@ -93,11 +93,7 @@ def demo_people() -> tuple[DemoPerson, ...]:
 def demo_groups() -> tuple[DemoGroup, ...]:
     from bot.demo.server import DemoGroup
 
-    return (
-        DemoGroup(
-            GROUP_ID, "Daisy Team", ((ALICE_ID, "creator"), (BORIS_ID, "member"))
-        ),
-    )
+    return (DemoGroup(GROUP_ID, "Daisy Team", ((ALICE_ID, "creator"), (BORIS_ID, "member"))),)
 
 
 class Demo:

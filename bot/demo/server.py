@@ -296,7 +296,8 @@ class DemoWeb:
 
     def snapshot(self) -> dict[str, Any]:
         messages = [
-            self.message_json(m) for chat_id in self.chat_ids()
+            self.message_json(m)
+            for chat_id in self.chat_ids()
             for m in self.emulator.messages(chat_id)
         ]
         return {

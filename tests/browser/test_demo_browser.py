@@ -247,7 +247,6 @@ async def test_people_languages_and_the_group_on_a_wide_screen(
         await context.close()
 
 
-
 async def test_top_up_with_telegram_stars_in_one_tap(demo: Demo, phone: BrowserContext) -> None:
     expect.set_options(timeout=WAIT_MS)
     page, errors = await open_page(phone, demo.url)
@@ -266,6 +265,7 @@ async def test_top_up_with_telegram_stars_in_one_tap(demo: Demo, phone: BrowserC
     payments = [c for c in demo.emulator.calls_to("answerPreCheckoutQuery") if c.ok]
     assert len(payments) == 1
     assert errors == []
+
 
 @pytest.fixture
 async def tiny_web() -> AsyncIterator[Any]:
