@@ -3,9 +3,9 @@
 Checks that every wallet's cached balance equals the sum of its ledger, that every activation
 was charged exactly once and refunded at most once and only if it ended without a code, that
 nothing holds money in `purchasing`/`unknown` for long (a place in the purchase queue adds the
-turns ahead of it), that every Stars payment was credited
-once and that transfers cancel out. Prints each discrepancy and exits 1, or prints
-"ledger OK: N wallets, M entries" and exits 0. The database is opened read-only.
+turns ahead of it), that every Stars payment was credited once and that transfers cancel out.
+Prints each discrepancy and exits 1, or prints "ledger OK: N wallets, M entries" and exits 0.
+The database is opened read-only.
 """
 
 from __future__ import annotations
