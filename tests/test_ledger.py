@@ -17,7 +17,8 @@ from bot import ledger_check
 from bot.ledger_check import check_ledger
 from bot.services import wallet
 from bot.services.errors import InsufficientFunds, InvalidAmount, WalletNotFound
-from storage.db import Database
+from storage.db import Database, Transaction
+from storage.models import Activation
 from storage.repo import Repo
 from tests.fixtures.money import new_user
 
@@ -132,6 +133,30 @@ async def test_a_stars_payment_is_credited_once(db: Database) -> None:
 # --- ledger-check ---------------------------------------------------------------------------
 
 
+async def _held_purchase(
+    repo: Repo, tx: Transaction, user_id: int, wallet_id: int, key: str, *, now: float | None = None
+) -> Activation:
+    """A Signal purchase of $0.60 with its money held, as the purchase service leaves it
+    before the upstream call (`purchasing`)."""
+    activation = await repo.activations.create(
+        tx,
+        user_id=user_id,
+        wallet_id=wallet_id,
+        chat_id=user_id,
+        service_code="Signal",
+        service_name="Signal",
+        provider_id=None,
+        country="USA",
+        user_price=6_000,
+        upstream_price=6_000,
+        idempotency_key=key,
+        recon_token=key.rjust(10, "0")[-10:],
+        now=now,
+    )
+    await repo.ledger.append(tx, wallet_id, -6_000, "purchase", activation_id=activation.id)
+    return activation
+
+
 async def _busy_database(db: Database) -> dict[str, int]:
     """A little of everything, healthy; returns ids the corruption tests poke at."""
     repo = Repo(db)
@@ -149,21 +174,7 @@ async def _busy_database(db: Database) -> dict[str, int]:
         payload="p",
     )
     async with db.transaction() as tx:
-        waiting = await repo.activations.create(
-            tx,
-            user_id=1,
-            wallet_id=alice.id,
-            chat_id=1,
-            service_code="Signal",
-            service_name="Signal",
-            provider_id=None,
-            country="USA",
-            user_price=6_000,
-            upstream_price=6_000,
-            idempotency_key="w",
-            recon_token="0000000001",
-        )
-        await repo.ledger.append(tx, alice.id, -6_000, "purchase", activation_id=waiting.id)
+        waiting = await _held_purchase(repo, tx, 1, alice.id, "w")
         await repo.activations.mark_waiting(
             tx,
             waiting.id,
@@ -173,22 +184,7 @@ async def _busy_database(db: Database) -> dict[str, int]:
             purchased_at=1.0,
             cancel_after=181.0,
         )
-        stale = await repo.activations.create(
-            tx,
-            user_id=2,
-            wallet_id=bob.id,
-            chat_id=2,
-            service_code="Signal",
-            service_name="Signal",
-            provider_id=None,
-            country="USA",
-            user_price=6_000,
-            upstream_price=6_000,
-            idempotency_key="s",
-            recon_token="0000000002",
-            now=1_000.0,  # long ago
-        )
-        await repo.ledger.append(tx, bob.id, -6_000, "purchase", activation_id=stale.id)
+        stale = await _held_purchase(repo, tx, 2, bob.id, "s", now=1_000.0)  # long ago
     return {
         "alice": alice.id,
         "bob": bob.id,
@@ -208,23 +204,8 @@ async def test_a_long_purchase_queue_is_not_taken_for_stuck_holds(db: Database) 
     held = []
     async with db.transaction() as tx:
         for i in range(700):
-            activation = await repo.activations.create(
-                tx,
-                user_id=3,
-                wallet_id=carol.id,
-                chat_id=3,
-                service_code="Signal",
-                service_name="Signal",
-                provider_id=None,
-                country="USA",
-                user_price=6_000,
-                upstream_price=6_000,
-                idempotency_key=f"q{i}",
-                recon_token=f"{i:010d}",
-                # All joined 100 minutes ago: the last of 700 has 70 minutes of turns ahead.
-                now=now - 6_000.0,
-            )
-            await repo.ledger.append(tx, carol.id, -6_000, "purchase", activation_id=activation.id)
+            # All joined 100 minutes ago: the last of 700 has 70 minutes of turns ahead.
+            activation = await _held_purchase(repo, tx, 3, carol.id, f"q{i}", now=now - 6_000.0)
             await repo.queue.add(tx, activation.id, carol.id, now=now - 6_000.0)
             held.append(activation.id)
     found = await check_ledger(db, unsettled_limit_seconds=3_600.0, now=now)
