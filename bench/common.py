@@ -32,12 +32,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
 from bot.emulator import BotAPIEmulator, FloodLimits
-from bot.i18n import I18n
 from bot.sandbox import API_PREFIX, SandboxControl
 from bot.services import wallet as wallet_service
 from bot.services.poller import Delivery, build_delivery
 from bot.services.purchase import PurchaseRequest, purchase
-from bot.texts import render_card
+from bot.telegram.i18n import I18n
+from bot.telegram.texts import render_card
 from storage.db import Database
 from storage.models import Activation
 from storage.repo import Repo

@@ -28,12 +28,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import lazy_types
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
-from bot.flood import HandlerFloodMiddleware, UpdateContextMiddleware
-from bot.i18n import LANGUAGES, I18n
-from bot.middlewares import InflightMiddleware, KeyedLocks, UserMiddleware
-from bot.services import queue_notify
 from bot.services.catalogue import Catalogue
-from bot.services.tg_limits import TelegramLimiter
+from bot.telegram import queue_notify
+from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
+from bot.telegram.i18n import LANGUAGES, I18n
+from bot.telegram.limits import TelegramLimiter
+from bot.telegram.middlewares import InflightMiddleware, KeyedLocks, UserMiddleware
 from handlers import build_routers
 from storage.db import Database
 from storage.repo import Repo

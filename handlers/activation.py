@@ -13,9 +13,7 @@ from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import ActAction, ActCb
 from bot.daisysim import COMPLETED, DaisySimClient, DaisySimError, RateLimited
-from bot.i18n import Translator
 from bot.money import format_usd
 from bot.services import activation as activation_service
 from bot.services.errors import (
@@ -25,7 +23,9 @@ from bot.services.errors import (
     UpstreamBusy,
     UpstreamUnavailable,
 )
-from bot.texts import cancel_wait, format_countdown, render_code_message
+from bot.telegram.callbacks import ActAction, ActCb
+from bot.telegram.i18n import Translator
+from bot.telegram.texts import cancel_wait, format_countdown, render_code_message
 from handlers.common import edit_card, send_card
 from storage.db import Database
 from storage.models import Activation, User

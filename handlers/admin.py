@@ -32,14 +32,11 @@ from aiogram.types import User as TgUser
 from aiogram.utils.callback_answer import CallbackAnswer
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot.callbacks import AdminAction, AdminCb, new_nonce
 from bot.config import Settings
 from bot.daisysim import DaisySimClient
-from bot.i18n import I18n, Translator
 from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.errors import InsufficientFunds
-from bot.services.outbox import OutboxSender, message_payload
 from bot.services.topup import (
     AlreadyRefundedUpstream,
     BadAmount,
@@ -53,7 +50,10 @@ from bot.services.topup import (
     parse_amount,
     refund_stars_payment,
 )
-from bot.texts import format_date
+from bot.telegram.callbacks import AdminAction, AdminCb, new_nonce
+from bot.telegram.i18n import I18n, Translator
+from bot.telegram.outbox import OutboxSender, message_payload
+from bot.telegram.texts import format_date
 from handlers.common import edit_or_send
 from handlers.topup import preset_units
 from storage.db import Database

@@ -6,12 +6,12 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.callbacks import MenuAction, MenuCb
 from bot.config import Settings
-from bot.i18n import Translator
-from bot.keyboards import balance_keyboard
 from bot.money import format_usd
-from bot.texts import format_date
+from bot.telegram.callbacks import MenuAction, MenuCb
+from bot.telegram.i18n import Translator
+from bot.telegram.keyboards import balance_keyboard
+from bot.telegram.texts import format_date
 from handlers.common import edit_or_send
 from storage.models import LedgerEntry, Wallet
 from storage.repo import Repo

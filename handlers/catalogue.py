@@ -7,16 +7,23 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import CountryCb, MenuAction, MenuCb, ServiceAction, ServiceCb, ServicesCb
-from bot.i18n import Translator
-from bot.keyboards import (
+from bot.services.catalogue import Catalogue, Service, page_of
+from bot.telegram.callbacks import (
+    CountryCb,
+    MenuAction,
+    MenuCb,
+    ServiceAction,
+    ServiceCb,
+    ServicesCb,
+)
+from bot.telegram.i18n import Translator
+from bot.telegram.keyboards import (
     countries_keyboard,
     pools_keyboard,
     retry_keyboard,
     services_button_keyboard,
     services_keyboard,
 )
-from bot.services.catalogue import Catalogue, Service, page_of
 from handlers.common import edit_or_send, pressed_message
 from storage.models import User
 

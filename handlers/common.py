@@ -9,8 +9,8 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMarkup, Message
 
-from bot.i18n import Translator
-from bot.texts import render_card
+from bot.telegram.i18n import Translator
+from bot.telegram.texts import render_card
 from storage.models import Activation
 from storage.repo import Repo
 

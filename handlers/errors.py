@@ -16,8 +16,6 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.daisysim import DaisySimError, RateLimited
-from bot.i18n import I18n, Translator, language_for
-from bot.keyboards import back_to_menu
 from bot.money import format_usd
 from bot.services.errors import (
     ActivationNotActive,
@@ -31,7 +29,9 @@ from bot.services.errors import (
     UpstreamBusy,
     UpstreamUnavailable,
 )
-from bot.texts import format_countdown
+from bot.telegram.i18n import I18n, Translator, language_for
+from bot.telegram.keyboards import back_to_menu
+from bot.telegram.texts import format_countdown
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)

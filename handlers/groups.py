@@ -27,7 +27,22 @@ from aiogram.types import (
 )
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import (
+from bot.config import Settings
+from bot.daisysim import DaisySimClient
+from bot.money import UNITS_PER_USD, format_usd
+from bot.services import groups as group_service
+from bot.services.catalogue import Catalogue, Service, page_of
+from bot.services.errors import (
+    DailyLimitExceeded,
+    InsufficientFunds,
+    PurchasePending,
+    PurchaseRejected,
+    UpstreamBalanceExhausted,
+)
+from bot.services.purchase import PurchaseRequest
+from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
+from bot.services.topup import BadAmount, parse_amount, stars_for
+from bot.telegram.callbacks import (
     ActCb,
     BuyCb,
     GroupAction,
@@ -39,27 +54,17 @@ from bot.callbacks import (
     ServicesCb,
     new_nonce,
 )
-from bot.config import Settings
-from bot.daisysim import DaisySimClient
-from bot.i18n import LANGUAGES, I18n, Translator, language_for
-from bot.keyboards import buy_button, confirm_price_keyboard, pools_keyboard, retry_keyboard
-from bot.keyboards import service_label as plain_service_label
-from bot.middlewares import KeyedLocks
-from bot.money import UNITS_PER_USD, format_usd
-from bot.services import groups as group_service
-from bot.services.catalogue import Catalogue, Service, page_of
-from bot.services.errors import (
-    DailyLimitExceeded,
-    InsufficientFunds,
-    PurchasePending,
-    PurchaseRejected,
-    UpstreamBalanceExhausted,
+from bot.telegram.i18n import LANGUAGES, I18n, Translator, language_for
+from bot.telegram.keyboards import (
+    buy_button,
+    confirm_price_keyboard,
+    pools_keyboard,
+    retry_keyboard,
 )
-from bot.services.outbox import OutboxSender
-from bot.services.purchase import PurchaseRequest
-from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
-from bot.services.queue_notify import QueueNotifier
-from bot.services.topup import BadAmount, parse_amount, stars_for
+from bot.telegram.keyboards import service_label as plain_service_label
+from bot.telegram.middlewares import KeyedLocks
+from bot.telegram.outbox import OutboxSender
+from bot.telegram.queue_notify import QueueNotifier
 from handlers.activation import act_on_card
 from handlers.admin import alert_upstream_exhausted
 from handlers.common import edit_or_send, send_card

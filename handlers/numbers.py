@@ -6,11 +6,11 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.callbacks import HistoryCb, HistoryFilter, MenuAction, MenuCb
-from bot.i18n import Translator
-from bot.keyboards import history_keyboard
 from bot.money import format_usd
-from bot.texts import format_date
+from bot.telegram.callbacks import HistoryCb, HistoryFilter, MenuAction, MenuCb
+from bot.telegram.i18n import Translator
+from bot.telegram.keyboards import history_keyboard
+from bot.telegram.texts import format_date
 from handlers.common import edit_or_send
 from storage.models import ACTIVE_STATES, REFUNDED_STATES, Activation, User
 from storage.repo import Repo

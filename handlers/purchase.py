@@ -14,18 +14,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import BuyCb
 from bot.config import Settings
 from bot.daisysim import DaisySimClient
-from bot.i18n import I18n, Translator
-from bot.keyboards import (
-    confirm_price_keyboard,
-    insufficient_keyboard,
-    pools_keyboard,
-    retry_keyboard,
-    services_button_keyboard,
-)
-from bot.middlewares import KeyedLocks
 from bot.money import format_usd
 from bot.services.catalogue import Catalogue, Quote
 from bot.services.errors import (
@@ -35,10 +25,20 @@ from bot.services.errors import (
     PurchaseRejected,
     UpstreamBalanceExhausted,
 )
-from bot.services.outbox import OutboxSender
 from bot.services.purchase import PurchaseRequest, purchase
 from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
-from bot.services.queue_notify import QueueNotifier
+from bot.telegram.callbacks import BuyCb
+from bot.telegram.i18n import I18n, Translator
+from bot.telegram.keyboards import (
+    confirm_price_keyboard,
+    insufficient_keyboard,
+    pools_keyboard,
+    retry_keyboard,
+    services_button_keyboard,
+)
+from bot.telegram.middlewares import KeyedLocks
+from bot.telegram.outbox import OutboxSender
+from bot.telegram.queue_notify import QueueNotifier
 from handlers.admin import alert_upstream_exhausted
 from handlers.common import send_card, send_to_chat_of
 from handlers.queue import show_place

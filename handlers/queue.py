@@ -10,13 +10,13 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import QueueAction, QueueCb
-from bot.i18n import Translator
 from bot.money import format_usd
 from bot.services.errors import NotYourActivation
 from bot.services.purchase_queue import LEFT_QUEUE, NotQueued, PurchaseQueue, Queued
-from bot.services.queue_notify import QueueNotifier, render_place
-from bot.texts import render_card
+from bot.telegram.callbacks import QueueAction, QueueCb
+from bot.telegram.i18n import Translator
+from bot.telegram.queue_notify import QueueNotifier, render_place
+from bot.telegram.texts import render_card
 from handlers.common import edit_card, is_not_modified
 
 logger = logging.getLogger(__name__)

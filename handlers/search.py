@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import Message
 
-from bot.i18n import Translator
-from bot.keyboards import services_button_keyboard, services_keyboard
 from bot.services.catalogue import Catalogue
+from bot.telegram.i18n import Translator
+from bot.telegram.keyboards import services_button_keyboard, services_keyboard
 from storage.models import User
 
 MAX_QUERY = 64

@@ -9,8 +9,8 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
-from bot.i18n import Translator
-from bot.keyboards import main_menu
+from bot.telegram.i18n import Translator
+from bot.telegram.keyboards import main_menu
 from handlers.start import menu_text
 from storage.models import Wallet
 

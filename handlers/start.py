@@ -7,12 +7,12 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import LangCb, MenuAction, MenuCb
 from bot.config import Settings
-from bot.i18n import I18n, Translator
-from bot.keyboards import back_to_menu, language_keyboard, main_menu
 from bot.money import format_usd
-from bot.texts import format_duration
+from bot.telegram.callbacks import LangCb, MenuAction, MenuCb
+from bot.telegram.i18n import I18n, Translator
+from bot.telegram.keyboards import back_to_menu, language_keyboard, main_menu
+from bot.telegram.texts import format_duration
 from handlers.common import edit_or_send
 from storage.models import User, Wallet
 from storage.repo import Repo

@@ -20,12 +20,9 @@ from aiogram.types import (
     PreCheckoutQuery,
 )
 
-from bot.callbacks import MenuAction, MenuCb, TopupCb
 from bot.config import Settings
-from bot.i18n import I18n, Translator, language_for
 from bot.money import UNITS_PER_USD, format_usd
 from bot.services import admin as admin_service
-from bot.services.outbox import OutboxSender, message_payload
 from bot.services.topup import (
     STARS_CURRENCY,
     STARS_PRESETS_USD,
@@ -35,6 +32,9 @@ from bot.services.topup import (
     new_invoice,
     record_stars_payment,
 )
+from bot.telegram.callbacks import MenuAction, MenuCb, TopupCb
+from bot.telegram.i18n import I18n, Translator, language_for
+from bot.telegram.outbox import OutboxSender, message_payload
 from handlers.common import edit_or_send
 from storage.db import Database
 from storage.models import Payment, User, Wallet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.services.tg_limits import SlidingWindow, TelegramLimiter, TelegramLimits, is_group_chat
+from bot.telegram.limits import SlidingWindow, TelegramLimiter, TelegramLimits, is_group_chat
 
 
 class Clock:

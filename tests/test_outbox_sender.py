@@ -14,14 +14,14 @@ import pytest
 from aiogram import Bot
 
 from bot.emulator import BotAPIEmulator, EmulatedUser, FloodLimits
-from bot.services.outbox import (
+from bot.telegram.limits import TelegramLimits
+from bot.telegram.outbox import (
     OutboxSender,
     SenderConfig,
     edit_payload,
     enqueue,
     message_payload,
 )
-from bot.services.tg_limits import TelegramLimits
 from storage.db import Database
 from storage.repo import Repo
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from bot.callbacks import QueueAction, QueueCb
-from bot.i18n import I18n
-from bot.services.queue_notify import estimate_bucket, ordinal_category, render_place, wait_text
+from bot.telegram.callbacks import QueueAction, QueueCb
+from bot.telegram.i18n import I18n
+from bot.telegram.queue_notify import estimate_bucket, ordinal_category, render_place, wait_text
 from storage.models import Activation
 
 

@@ -24,7 +24,6 @@ from bot.services import admin as admin_service
 from bot.services import groups as group_service
 from bot.services.catalogue import Catalogue, Markup
 from bot.services.errors import DailyLimitExceeded, InsufficientFunds, InvalidAmount
-from bot.services.outbox import message_payload
 from bot.services.purchase import purchase
 from bot.services.topup import (
     MAX_TOPUP_UNITS,
@@ -45,6 +44,7 @@ from bot.services.topup import (
     refund_stars_payment,
     stars_for,
 )
+from bot.telegram.outbox import message_payload
 from storage.db import Database
 from storage.models import Payment, Wallet
 from storage.repo import Repo

@@ -24,15 +24,15 @@ from bot.daisysim import DaisySimClient, DaisySimError
 from bot.money import UNITS_PER_USD, to_decimal
 from bot.services.catalogue import MARKUP_FIXED_UNITS_KEY, MARKUP_PERCENT_KEY, Markup
 from bot.services.errors import AppError
-from bot.services.outbox import enqueue, message_payload
 from bot.services.topup import BadAmount, Notice, parse_amount
 from bot.services.wallet import day_start
+from bot.telegram.outbox import enqueue, message_payload
 from storage.db import Database
 from storage.models import ACTIVE_STATES, Broadcast, LedgerEntry, Sales, User
 from storage.repo import Repo
 
 if TYPE_CHECKING:
-    from bot.i18n import I18n
+    from bot.telegram.i18n import I18n
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ cache is dropped early when a purchase says PRICE_VERIFICATION_FAILED or a pinne
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from bot.callbacks import service_ref
 from bot.config import Settings
 from bot.daisysim import App, Country, DaisySimClient
 from bot.money import apply_markup
@@ -22,6 +22,20 @@ from storage.db import Database
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
+
+# A service code travels in callback data as-is when it is short and cannot clash with the
+# separator; anything else is referred to by a short digest that the catalogue resolves back.
+_MAX_RAW_REF = 24
+_REF_DIGEST_MARK = "~"
+
+
+def service_ref(code: str) -> str:
+    """How a service code travels in callback data (and so in every button that names it)."""
+    if len(code) <= _MAX_RAW_REF and ":" not in code and not code.startswith(_REF_DIGEST_MARK):
+        return code
+    digest = hashlib.sha256(code.encode()).hexdigest()[:12]
+    return f"{_REF_DIGEST_MARK}{digest}"
+
 
 CACHE_SECONDS = 300.0
 PAGE_SIZE = 8

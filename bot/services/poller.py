@@ -49,14 +49,14 @@ from bot.daisysim import (
     RateLimited,
     TooEarly,
 )
-from bot.i18n import I18n, Translator
 from bot.money import format_usd
-from bot.services.outbox import OutboxSender, edit_payload, enqueue, message_payload
 from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
 from bot.services.reconcile import reconcile_unknown
 from bot.services.settle import end_with_code, end_with_refund
-from bot.services.tg_limits import SlidingWindow
-from bot.texts import format_duration, render_card, render_code_message
+from bot.telegram.i18n import I18n, Translator
+from bot.telegram.limits import SlidingWindow
+from bot.telegram.outbox import OutboxSender, edit_payload, enqueue, message_payload
+from bot.telegram.texts import format_duration, render_card, render_code_message
 from storage.db import Database, Transaction
 from storage.models import UNKNOWN, WAITING, Activation
 from storage.repo import Repo

@@ -20,8 +20,8 @@ from typing import Any, Final, Literal
 
 from bot.money import UNITS_PER_USD, MoneyError, to_units
 from bot.services.errors import AppError, InsufficientFunds, WalletNotFound
-from bot.services.outbox import enqueue
 from bot.services.wallet import check_amount
+from bot.telegram.outbox import enqueue
 from storage.db import Database, Transaction
 from storage.models import LedgerEntry, Payment, Wallet
 from storage.repo import Repo

@@ -19,8 +19,8 @@ from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.money import to_units
 from bot.sandbox import Sandbox
 from bot.services.admin import CSV_COLUMNS
-from bot.services.outbox import OutboxSender
 from bot.services.poller import Delivery, install
+from bot.telegram.outbox import OutboxSender
 from handlers.admin import LOW_BALANCE_JOB_ID, low_balance_check
 from storage.models import LedgerEntry
 from tests.conftest import make_settings, running_app

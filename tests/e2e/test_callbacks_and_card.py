@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 from aiogram.filters.callback_data import CallbackData
 
-from bot.callbacks import (
+from bot.services.catalogue import service_ref
+from bot.telegram.callbacks import (
     MAX_CALLBACK_BYTES,
     ActAction,
     ActCb,
@@ -20,10 +21,9 @@ from bot.callbacks import (
     ServiceCb,
     ServicesCb,
     new_nonce,
-    service_ref,
 )
-from bot.i18n import I18n
-from bot.texts import format_countdown, format_duration, render_card, render_code_message
+from bot.telegram.i18n import I18n
+from bot.telegram.texts import format_countdown, format_duration, render_card, render_code_message
 from storage.models import Activation
 
 LONGEST_REF = service_ref("x" * 200)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.app import App
-from bot.callbacks import ActAction, ActCb, BuyCb, MenuAction, MenuCb
 from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
+from bot.telegram.callbacks import ActAction, ActCb, BuyCb, MenuAction, MenuCb
 from tests.e2e.helpers import (
     activations,
     assert_books_balanced,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.i18n import LANGUAGES, I18n, language_for
+from bot.telegram.i18n import LANGUAGES, I18n, language_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,8 +19,8 @@ from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.money import format_usd
 from bot.sandbox import Sandbox
-from bot.services.outbox import OutboxSender
 from bot.services.poller import Delivery, Poller, install
+from bot.telegram.outbox import OutboxSender
 from storage.models import Activation
 from tests.conftest import DAISYSIM_KEY, TIME_SCALE, make_settings, running_app
 from tests.e2e.helpers import (

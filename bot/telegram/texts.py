@@ -11,9 +11,10 @@ from typing import Protocol
 
 from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.callbacks import ActAction, ActCb, BuyCb, service_ref
-from bot.i18n import Translator
 from bot.money import format_usd
+from bot.services.catalogue import service_ref
+from bot.telegram.callbacks import ActAction, ActCb, BuyCb
+from bot.telegram.i18n import Translator
 from storage.models import ACTIVE_STATES, FINAL_STATES
 
 

@@ -36,7 +36,7 @@ from aiogram.methods import (
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject
 
-from bot.services.tg_limits import TelegramLimiter
+from bot.telegram.limits import TelegramLimiter
 
 logger = logging.getLogger(__name__)
 

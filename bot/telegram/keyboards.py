@@ -1,4 +1,4 @@
-"""Inline keyboards. Labels come from the translator; callback data from `bot.callbacks`."""
+"""Inline keyboards. Labels come from the translator; callback data from `callbacks`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Iterable, Sequence
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.callbacks import (
+from bot.daisysim import Country
+from bot.money import format_usd
+from bot.services.catalogue import Pool, Service
+from bot.telegram.callbacks import (
     ActAction,
     ActCb,
     BuyCb,
@@ -24,10 +27,7 @@ from bot.callbacks import (
     TopupCb,
     new_nonce,
 )
-from bot.daisysim import Country
-from bot.i18n import LANGUAGES, Translator
-from bot.money import format_usd
-from bot.services.catalogue import Pool, Service
+from bot.telegram.i18n import LANGUAGES, Translator
 
 logger = logging.getLogger(__name__)
 

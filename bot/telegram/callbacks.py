@@ -9,7 +9,6 @@ through to the stale-button answer.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import string
 from enum import StrEnum
@@ -19,10 +18,6 @@ from aiogram.filters.callback_data import CallbackData
 # Telegram's limit on callback_data, in bytes.
 MAX_CALLBACK_BYTES = 64
 _NONCE_ALPHABET = string.ascii_letters + string.digits
-# A service code travels as-is when it is short and cannot clash with the separator; anything
-# else is referred to by a short digest that the catalogue resolves back to the code.
-_MAX_RAW_REF = 24
-_REF_DIGEST_MARK = "~"
 
 
 class MenuAction(StrEnum):
@@ -181,15 +176,3 @@ class PrefCb(CallbackData, prefix="v1p"):
 def new_nonce(length: int = 8) -> str:
     """A random token for one buy button (62^8 values: collisions per user are negligible)."""
     return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(length))
-
-
-def service_ref(code: str) -> str:
-    """How a service code travels in callback data (see the module notes)."""
-    if len(code) <= _MAX_RAW_REF and ":" not in code and not code.startswith(_REF_DIGEST_MARK):
-        return code
-    digest = hashlib.sha256(code.encode()).hexdigest()[:12]
-    return f"{_REF_DIGEST_MARK}{digest}"
-
-
-def ref_matches(ref: str, code: str) -> bool:
-    return service_ref(code) == ref

@@ -61,7 +61,7 @@ from aiogram.methods import (
 )
 from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 
-from bot.services.tg_limits import Permit, TelegramLimiter, TelegramLimits, is_group_chat
+from bot.telegram.limits import Permit, TelegramLimiter, TelegramLimits, is_group_chat
 from storage.db import Database, Transaction
 from storage.repo import Repo
 

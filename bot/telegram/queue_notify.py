@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any, Final
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from babel import Locale
 
-from bot.callbacks import QueueAction, QueueCb
-from bot.i18n import I18n, Translator
 from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.errors import PurchaseRejected
-from bot.services.outbox import OutboxSender, TransientRender, edit_payload, enqueue
 from bot.services.purchase_queue import PurchaseQueue
-from bot.texts import render_card
+from bot.telegram.callbacks import QueueAction, QueueCb
+from bot.telegram.i18n import I18n, Translator
+from bot.telegram.outbox import OutboxSender, TransientRender, edit_payload, enqueue
+from bot.telegram.texts import render_card
 from storage.db import Database, Transaction
 from storage.models import Activation
 from storage.repo import Repo

@@ -19,8 +19,8 @@ from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.types import User as TgUser
 
 from bot.config import Settings
-from bot.i18n import I18n, language_for
 from bot.services import wallet as wallet_service
+from bot.telegram.i18n import I18n, language_for
 from storage.db import Database
 from storage.repo import Repo
 
