@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest_asyncio
 
 from bot import ledger_check
 from bot.ledger_check import check_ledger
-from bot.services import wallet
+from bot.services import money, wallet
 from bot.services.errors import InsufficientFunds, InvalidAmount, WalletNotFound
+from bot.services.money import PurchaseRequest
 from storage.db import Database, Transaction
 from storage.models import Activation
 from storage.repo import Repo
@@ -37,15 +39,16 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 async def test_credit_debit_transfer(db: Database) -> None:
     repo = Repo(db)
     alice = await new_user(db, 1)
-    group = await wallet.get_or_create_group_wallet(db, -100)
-    assert await wallet.get_or_create_group_wallet(db, -100) == group
+    group = await wallet.get_or_create_group_wallet(repo, -100)
+    assert await wallet.get_or_create_group_wallet(repo, -100) == group
 
-    after = await wallet.credit(db, alice.id, 25_000, actor_id=42, note="admin")
-    assert after.balance == 25_000
-    after = await wallet.debit(db, alice.id, 5_000, actor_id=42, note="fix")
-    assert after.balance == 20_000
-    source, target = await wallet.transfer(db, alice.id, group.id, 15_000, actor_id=1)
-    assert (source.balance, target.balance) == (5_000, 15_000)
+    after = await money.credit(repo, alice.id, 25_000, actor_id=42, note="admin")
+    assert after.wallet.balance == 25_000
+    after = await money.debit(repo, alice.id, 5_000, actor_id=42, note="fix")
+    assert after.wallet.balance == 20_000
+    moved = await money.transfer(repo, alice.id, group.id, 15_000, actor_id=1)
+    assert moved.counterparty is not None
+    assert (moved.wallet.balance, moved.counterparty.balance) == (5_000, 15_000)
 
     entries = await repo.ledger.last_entries(alice.id, 10)
     assert [(e.kind, e.amount) for e in entries] == [
@@ -64,21 +67,21 @@ async def test_refused_movements_change_nothing(db: Database) -> None:
     alice = await new_user(db, 1, 10_000)
     bob = await new_user(db, 2)
     with pytest.raises(InsufficientFunds) as info:
-        await wallet.debit(db, alice.id, 10_001, actor_id=42)
+        await money.debit(repo, alice.id, 10_001, actor_id=42)
     assert (info.value.needed, info.value.balance, info.value.shortfall) == (10_001, 10_000, 1)
     with pytest.raises(InsufficientFunds):
-        await wallet.transfer(db, alice.id, bob.id, 20_000, actor_id=1)
+        await money.transfer(repo, alice.id, bob.id, 20_000, actor_id=1)
     for bad in (0, -5, 1.5, True, Decimal(5), "5", None):
         with pytest.raises(InvalidAmount):
-            await wallet.credit(db, alice.id, bad, actor_id=1)  # type: ignore[arg-type]
+            await money.credit(repo, alice.id, bad, actor_id=1)  # type: ignore[arg-type]
         with pytest.raises(InvalidAmount):
-            await wallet.debit(db, alice.id, bad, actor_id=1)  # type: ignore[arg-type]
+            await money.debit(repo, alice.id, bad, actor_id=1)  # type: ignore[arg-type]
     with pytest.raises(InvalidAmount):
-        await wallet.transfer(db, alice.id, alice.id, 5, actor_id=1)
+        await money.transfer(repo, alice.id, alice.id, 5, actor_id=1)
     with pytest.raises(WalletNotFound):
-        await wallet.credit(db, 999, 5, actor_id=1)
+        await money.credit(repo, 999, 5, actor_id=1)
     with pytest.raises(WalletNotFound):
-        await wallet.transfer(db, alice.id, 999, 5, actor_id=1)
+        await money.transfer(repo, alice.id, 999, 5, actor_id=1)
     assert await repo.ledger.count() == 1
     assert (await repo.wallets.get(alice.id)).balance == 10_000  # type: ignore[union-attr]
     assert (await repo.wallets.get(bob.id)).balance == 0  # type: ignore[union-attr]
@@ -86,8 +89,9 @@ async def test_refused_movements_change_nothing(db: Database) -> None:
 
 async def test_concurrent_debits_never_overdraw(db: Database) -> None:
     alice = await new_user(db, 1, 10_000)
+    repo = Repo(db)
     results = await asyncio.gather(
-        *(wallet.debit(db, alice.id, 3_000, actor_id=1) for _ in range(10)),
+        *(money.debit(repo, alice.id, 3_000, actor_id=1) for _ in range(10)),
         return_exceptions=True,
     )
     ok = [r for r in results if not isinstance(r, BaseException)]
@@ -101,7 +105,7 @@ async def test_the_sandbox_bonus_is_given_once(db: Database) -> None:
     repo = Repo(db)
     await repo.users.upsert(5, username=None, first_name="E")
     wallets = await asyncio.gather(
-        *(wallet.get_or_create_user_wallet(db, 5, sandbox_bonus_units=100_000) for _ in range(5))
+        *(wallet.get_or_create_user_wallet(repo, 5, sandbox_bonus_units=100_000) for _ in range(5))
     )
     assert len({w.id for w in wallets}) == 1
     assert (await repo.wallets.get(wallets[0].id)).balance == 100_000  # type: ignore[union-attr]
@@ -112,12 +116,12 @@ async def test_a_stars_payment_is_credited_once(db: Database) -> None:
     repo = Repo(db)
     alice = await new_user(db, 1)
 
-    async def pay() -> wallet.PaymentCredit:
-        return await wallet.credit_stars_payment(
-            db,
+    async def pay() -> money.StarsCredit:
+        return await money.credit_stars(
+            repo,
             wallet_id=alice.id,
-            user_id=1,
-            telegram_payment_charge_id="stxABC",
+            payer_id=1,
+            charge_id="stxABC",
             stars=80,
             amount_units=10_000,
             payload="topup",
@@ -136,25 +140,19 @@ async def test_a_stars_payment_is_credited_once(db: Database) -> None:
 async def _held_purchase(
     repo: Repo, tx: Transaction, user_id: int, wallet_id: int, key: str, *, now: float | None = None
 ) -> Activation:
-    """A Signal purchase of $0.60 with its money held, as the purchase service leaves it
-    before the upstream call (`purchasing`)."""
-    activation = await repo.activations.create(
-        tx,
+    """A Signal purchase of $0.60 with its money held (`money.hold_purchase`), as a tap leaves
+    it before the upstream call (`purchasing`)."""
+    request = PurchaseRequest(
         user_id=user_id,
         wallet_id=wallet_id,
-        chat_id=user_id,
         service_code="Signal",
         service_name="Signal",
-        provider_id=None,
-        country="USA",
         user_price=6_000,
         upstream_price=6_000,
         idempotency_key=key,
-        recon_token=key.rjust(10, "0")[-10:],
-        now=now,
+        chat_id=user_id,
     )
-    await repo.ledger.append(tx, wallet_id, -6_000, "purchase", activation_id=activation.id)
-    return activation
+    return await money.hold_purchase(repo, tx, request, now=time.time() if now is None else now)
 
 
 async def _busy_database(db: Database) -> dict[str, int]:
@@ -162,13 +160,13 @@ async def _busy_database(db: Database) -> dict[str, int]:
     repo = Repo(db)
     alice = await new_user(db, 1, 50_000)
     bob = await new_user(db, 2, 20_000)
-    group = await wallet.get_or_create_group_wallet(db, -100)
-    await wallet.transfer(db, alice.id, group.id, 10_000, actor_id=1)
-    paid = await wallet.credit_stars_payment(
-        db,
+    group = await wallet.get_or_create_group_wallet(repo, -100)
+    await money.transfer(repo, alice.id, group.id, 10_000, actor_id=1)
+    paid = await money.credit_stars(
+        repo,
         wallet_id=bob.id,
-        user_id=2,
-        telegram_payment_charge_id="ch",
+        payer_id=2,
+        charge_id="ch",
         stars=80,
         amount_units=10_000,
         payload="p",

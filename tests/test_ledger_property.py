@@ -1,8 +1,9 @@
 """Ledger property test: any sequence of credits, debits, transfers, purchases (some failing or
 losing their answer), codes, cancels and reconciliations keeps the books right.
 
-Driven through the real services against the sandbox over loopback HTTP, with a fresh SQLite
-file and a fresh sandbox account per example. After every operation:
+Driven through the production money functions (`bot.services.money`) and the production buy
+path (the purchase queue every tap joins) against the sandbox over loopback HTTP, with a fresh
+SQLite file and a fresh sandbox account per example. After every operation:
 
 - every wallet's balance is >= 0 and equals its ledger sum (check_ledger finds nothing);
 - per wallet, balance = credits - debits + transfers in - transfers out - the price of every
@@ -35,7 +36,7 @@ from bot.daisysim import DaisySimClient
 from bot.ledger_check import check_ledger
 from bot.sandbox import Sandbox, SandboxControlError
 from bot.services import activation as activations
-from bot.services import wallet
+from bot.services import money, wallet
 from bot.services.errors import (
     ActivationNotActive,
     CancelTooEarly,
@@ -43,12 +44,12 @@ from bot.services.errors import (
     PurchasePending,
     PurchaseRejected,
 )
-from bot.services.purchase import purchase
+from bot.services.purchase_queue import PurchaseQueue
 from bot.services.reconcile import reconcile_unknown
 from storage.db import Database
 from storage.models import REFUNDED_STATES
 from storage.repo import Repo
-from tests.fixtures.money import PRICE, buy_request, make_client, new_user
+from tests.fixtures.money import PRICE, buy, buy_request, make_client, new_user, purchase_queue
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -123,18 +124,24 @@ async def _check_invariants(db: Database, model: Model) -> None:
 
 
 async def _apply(
-    op: tuple[Any, ...], db: Database, client: DaisySimClient, sb: Sandbox, key: str, model: Model
+    op: tuple[Any, ...],
+    db: Database,
+    client: DaisySimClient,
+    queue: PurchaseQueue,
+    sb: Sandbox,
+    key: str,
+    model: Model,
 ) -> None:
     repo = Repo(db)
     kind = op[0]
     if kind == "credit":
         target = model.wallets[op[1]]
-        await wallet.credit(db, target, op[2], actor_id=0)
+        await money.credit(repo, target, op[2], actor_id=0)
         model.flows[target] += op[2]
     elif kind == "debit":
         target = model.wallets[op[1]]
         try:
-            await wallet.debit(db, target, op[2], actor_id=0)
+            await money.debit(repo, target, op[2], actor_id=0)
             model.flows[target] -= op[2]
         except InsufficientFunds:
             pass
@@ -143,7 +150,7 @@ async def _apply(
         if source == target:
             return
         try:
-            await wallet.transfer(db, source, target, op[3], actor_id=0)
+            await money.transfer(repo, source, target, op[3], actor_id=0)
             model.flows[source] -= op[3]
             model.flows[target] += op[3]
         except InsufficientFunds:
@@ -164,7 +171,7 @@ async def _apply(
             price=PRICE[service] + markup,
         )
         try:
-            act = await purchase(db, client, request)
+            act = await buy(queue, request)
         except InsufficientFunds:
             await sb.control.clear_faults()
             return
@@ -182,7 +189,7 @@ async def _apply(
             code = await sb.control.deliver_code(picked.upstream_id)
         except SandboxControlError:
             return  # the order already ended upstream
-        await activations.complete(db, picked.id, code)
+        await activations.complete(repo, picked.id, code)
     elif kind == "cancel":
         if not model.activation_ids:
             return
@@ -192,7 +199,7 @@ async def _apply(
         assert target_act is not None
         await sb.control.advance_clock(181)
         with contextlib.suppress(ActivationNotActive, CancelTooEarly):
-            await activations.cancel(db, client, target_act.id, actor_id=target_act.user_id)
+            await activations.cancel(repo, client, target_act.id, actor_id=target_act.user_id)
     elif kind == "reconcile":
         await reconcile_unknown(db, client, grace_seconds=0)
 
@@ -203,7 +210,7 @@ async def _settle_everything(db: Database, client: DaisySimClient) -> None:
     assert report.error is None
     assert await repo.activations.list_unsettled() == []
     for act in await repo.activations.list_waiting():
-        retry = await activations.expire(db, client, act.id)
+        retry = await activations.expire(repo, client, act.id)
         assert retry is None, f"activation {act.id} not expired: retry in {retry}"
 
 
@@ -227,16 +234,17 @@ async def test_any_sequence_keeps_the_books_right(
     with tempfile.TemporaryDirectory() as folder:
         db = await Database.open(Path(folder) / "prop.sqlite3")
         try:
-            async with make_client(sandbox, key) as client:
+            async with make_client(sandbox, key) as client, purchase_queue(db, client) as queue:
+                repo = Repo(db)
                 wallets = [(await new_user(db, user_id)).id for user_id in USERS]
-                group = await wallet.get_or_create_group_wallet(db, GROUP_CHAT)
+                group = await wallet.get_or_create_group_wallet(repo, GROUP_CHAT)
                 model = Model(wallets=[*wallets, group.id])
                 for wallet_id, amount in zip(model.wallets, start, strict=True):
                     if amount:
-                        await wallet.credit(db, wallet_id, amount, actor_id=0)
+                        await money.credit(repo, wallet_id, amount, actor_id=0)
                         model.flows[wallet_id] += amount
                 for op in ops:
-                    await _apply(op, db, client, sandbox, key, model)
+                    await _apply(op, db, client, queue, sandbox, key, model)
                     await _check_invariants(db, model)
                 await sandbox.control.clear_faults()
                 await sandbox.control.advance_clock(181)

@@ -16,7 +16,7 @@ from bot.daisysim import DaisySimClient
 from bot.ledger_check import check_ledger
 from bot.sandbox import Sandbox
 from bot.services import activation as activations
-from bot.services import wallet
+from bot.services import money, wallet
 from bot.services.errors import (
     ActivationNotActive,
     CancelTooEarly,
@@ -28,7 +28,8 @@ from bot.services.errors import (
     UpstreamBalanceExhausted,
     UpstreamBusy,
 )
-from bot.services.purchase import purchase, reconciliation_tag, token_of
+from bot.services.purchase import reconciliation_tag, token_of
+from bot.services.purchase_queue import PurchaseQueue, Queued
 from bot.services.reconcile import reconcile_unknown
 from storage.db import Database, Transaction
 from storage.models import Activation
@@ -36,10 +37,12 @@ from storage.repo import Repo
 from tests.fixtures.money import (
     PRICE,
     assert_settled_consistently,
+    buy,
     buy_request,
     make_client,
     new_user,
     orders_of,
+    purchase_queue,
     wait_until,
     wallet_balance,
 )
@@ -81,6 +84,13 @@ async def client(sb: Sandbox) -> AsyncIterator[DaisySimClient]:
         yield c
 
 
+@pytest_asyncio.fixture(loop_scope="module")
+async def queue(db: Database, client: DaisySimClient) -> AsyncIterator[PurchaseQueue]:
+    """Every purchase goes through the purchase queue, as every tap does in the app."""
+    async with purchase_queue(db, client, cancel_lock_seconds=LOCK) as q:
+        yield q
+
+
 async def _purchase_requests(sb: Sandbox) -> int:
     """Purchase requests the sandbox received (counted on arrival, answered or not)."""
     return (await sb.control.stats()).requests.get("purchase", 0)
@@ -90,10 +100,10 @@ async def _purchase_requests(sb: Sandbox) -> int:
 
 
 async def test_a_purchase_holds_buys_and_links(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
-    bought = await purchase(db, client, buy_request(1, w.id, "tap-1"), cancel_lock_seconds=LOCK)
+    bought = await buy(queue, buy_request(1, w.id, "tap-1"))
 
     assert bought.state == "waiting"
     account = await sb.control.account("acct")
@@ -114,9 +124,9 @@ async def test_a_purchase_holds_buys_and_links(
 
 async def test_fifty_taps_with_money_for_three_buy_three(sb: Sandbox, db: Database) -> None:
     w = await new_user(db, 1, 3 * SIGNAL)
-    async with make_client(sb, "acct") as client:
+    async with make_client(sb, "acct") as client, purchase_queue(db, client) as queue:
         results = await asyncio.gather(
-            *(purchase(db, client, buy_request(1, w.id, f"tap-{i}")) for i in range(50)),
+            *(buy(queue, buy_request(1, w.id, f"tap-{i}")) for i in range(50)),
             return_exceptions=True,
         )
     bought = [r for r in results if isinstance(r, Activation)]
@@ -139,14 +149,12 @@ async def test_fifty_taps_with_money_for_three_buy_three(sb: Sandbox, db: Databa
     assert await check_ledger(db) == []
 
 
-async def test_a_double_tap_buys_once(sb: Sandbox, db: Database, client: DaisySimClient) -> None:
+async def test_a_double_tap_buys_once(sb: Sandbox, db: Database, queue: PurchaseQueue) -> None:
     w = await new_user(db, 1, 100_000)
-    taps = await asyncio.gather(
-        *(purchase(db, client, buy_request(1, w.id, "same")) for _ in range(5))
-    )
+    taps = await asyncio.gather(*(buy(queue, buy_request(1, w.id, "same")) for _ in range(5)))
     assert len({a.id for a in taps}) == 1
     assert all(a.state == "waiting" for a in taps)  # every tap sees the settled purchase
-    again = await purchase(db, client, buy_request(1, w.id, "same"))
+    again = await buy(queue, buy_request(1, w.id, "same"))
     assert again.id == taps[0].id
     assert await _purchase_requests(sb) == 1
     assert len((await sb.control.account("acct")).orders) == 1
@@ -154,20 +162,16 @@ async def test_a_double_tap_buys_once(sb: Sandbox, db: Database, client: DaisySi
     assert await check_ledger(db) == []
 
 
-async def test_a_group_member_daily_limit(
-    sb: Sandbox, db: Database, client: DaisySimClient
-) -> None:
+async def test_a_group_member_daily_limit(sb: Sandbox, db: Database, queue: PurchaseQueue) -> None:
     await new_user(db, 1)
-    group = await wallet.get_or_create_group_wallet(db, -100)
-    await wallet.credit(db, group.id, 100_000, actor_id=1)
-    first = await purchase(
-        db, client, buy_request(1, group.id, "g1", chat_id=-100, member_daily_limit=10_000)
+    group = await wallet.get_or_create_group_wallet(Repo(db), -100)
+    await money.credit(Repo(db), group.id, 100_000, actor_id=1)
+    first = await buy(
+        queue, buy_request(1, group.id, "g1", chat_id=-100, member_daily_limit=10_000)
     )
     assert first.wallet_id == group.id
     with pytest.raises(DailyLimitExceeded) as info:
-        await purchase(
-            db, client, buy_request(1, group.id, "g2", chat_id=-100, member_daily_limit=10_000)
-        )
+        await buy(queue, buy_request(1, group.id, "g2", chat_id=-100, member_daily_limit=10_000))
     assert (info.value.spent, info.value.remaining) == (SIGNAL, 10_000 - SIGNAL)
     assert await wallet_balance(db, group.id) == 100_000 - SIGNAL
     assert await Repo(db).activations.get_by_key("g2") is None
@@ -176,7 +180,8 @@ async def test_a_group_member_daily_limit(
 # --- every upstream failure ends balanced: holding the number or refunded --------------------
 
 FAULTS: list[tuple[str, dict[str, Any], type[Exception] | None, str]] = [
-    # (fault kind, its arguments, what purchase() raises, how it ends after reconciliation)
+    # (fault kind, its arguments, what the tap's purchase raises, how it ends after
+    # reconciliation)
     ("delay_after", {"delay": 1.0}, PurchasePending, "holding"),
     ("drop_before", {}, PurchasePending, "refunded"),
     ("drop_after", {}, PurchasePending, "holding"),
@@ -188,7 +193,8 @@ FAULTS: list[tuple[str, dict[str, Any], type[Exception] | None, str]] = [
     ("error", {"code": "OUT_OF_STOCK"}, PurchaseRejected, "refunded"),
     ("error", {"code": "INSUFFICIENT_BALANCE"}, UpstreamBalanceExhausted, "refunded"),
     ("error", {"code": "PRICE_VERIFICATION_FAILED"}, PurchaseRejected, "refunded"),
-    ("error", {"code": "RATE_LIMITED", "seconds": 1}, PurchaseRejected, "refunded"),
+    # A 429 puts the buyer in the purchase queue, served once the upstream's wait is over.
+    ("error", {"code": "RATE_LIMITED", "seconds": 1}, None, "holding"),
     ("error", {"code": "INVALID_COUNTRY"}, PurchaseRejected, "refunded"),
 ]
 
@@ -209,13 +215,13 @@ async def test_every_upstream_failure_ends_balanced(
     w = await new_user(db, 1, 100_000)
     await sb.control.set_account("acct", balance_units=UPSTREAM_START)
     await sb.control.add_fault("purchase", kind, key="acct", **args)  # type: ignore[arg-type]
-    async with make_client(sb, "acct", timeout=0.5) as client:
+    async with make_client(sb, "acct", timeout=0.5) as client, purchase_queue(db, client) as queue:
         if raised is None:
-            result = await purchase(db, client, buy_request(1, w.id, "tap"))
+            result = await buy(queue, buy_request(1, w.id, "tap"))
             assert result.state == "waiting"
         else:
             with pytest.raises(raised) as info:
-                await purchase(db, client, buy_request(1, w.id, "tap"))
+                await buy(queue, buy_request(1, w.id, "tap"))
             act = await Repo(db).activations.get_by_key("tap")
             assert act is not None
             if raised is PurchasePending:
@@ -238,8 +244,6 @@ async def test_every_upstream_failure_ends_balanced(
                         "CONCURRENT_ERROR",
                     }
                 )
-                if args["code"] == "RATE_LIMITED":
-                    assert info.value.retry_after == 1
         # What a restart (or the periodic job) does; twice, to show it is idempotent.
         first = await reconcile_unknown(db, client, grace_seconds=0)
         second = await reconcile_unknown(db, client, grace_seconds=0)
@@ -264,16 +268,14 @@ async def test_an_empty_upstream_account_and_an_empty_pool(sb: Sandbox, db: Data
     """The real conditions, not injected faults: no money upstream, no stock in a pool."""
     w = await new_user(db, 1, 100_000)
     await sb.control.set_account("poor", balance_units=SIGNAL - 1)
-    async with make_client(sb, "poor") as client:
+    async with make_client(sb, "poor") as client, purchase_queue(db, client) as queue:
         with pytest.raises(UpstreamBalanceExhausted):
-            await purchase(db, client, buy_request(1, w.id, "a"))
+            await buy(queue, buy_request(1, w.id, "a"))
     await sb.control.set_stock("sb_wa", "3109", 0)
-    async with make_client(sb, "acct") as client:
+    async with make_client(sb, "acct") as client, purchase_queue(db, client) as queue:
         with pytest.raises(PurchaseRejected) as info:
-            await purchase(
-                db,
-                client,
-                buy_request(1, w.id, "b", service="sb_wa", provider_id="3109", price=11_000),
+            await buy(
+                queue, buy_request(1, w.id, "b", service="sb_wa", provider_id="3109", price=11_000)
             )
     assert info.value.upstream_code == "OUT_OF_STOCK"
     assert info.value.retryable
@@ -291,9 +293,9 @@ async def test_a_purchase_delayed_past_our_timeout_is_judged_after_the_upstream_
     of a request whose client left, so nothing is sold and the user is refunded)."""
     w = await new_user(db, 1, 100_000)
     await sb.control.add_fault("purchase", "delay_before", key="acct", delay=0.6)
-    async with make_client(sb, "acct", timeout=0.2) as client:
+    async with make_client(sb, "acct", timeout=0.2) as client, purchase_queue(db, client) as queue:
         with pytest.raises(PurchasePending):
-            await purchase(db, client, buy_request(1, w.id, "slow"))
+            await buy(queue, buy_request(1, w.id, "slow"))
         early = await reconcile_unknown(db, client, grace_seconds=60)
         assert early.settled == 0
 
@@ -322,24 +324,24 @@ async def test_a_purchase_delayed_past_our_timeout_is_judged_after_the_upstream_
 
 
 async def _unknown_purchase(
-    db: Database, sb: Sandbox, client: DaisySimClient, key: str
+    db: Database, sb: Sandbox, queue: PurchaseQueue, key: str
 ) -> Activation:
     """A purchase the upstream made but whose answer was lost (drop_after)."""
     await sb.control.add_fault("purchase", "drop_after", key="acct")
     user = await Repo(db).wallets.get_by_owner("user", 1)
     assert user is not None
     with pytest.raises(PurchasePending) as info:
-        await purchase(db, client, buy_request(1, user.id, key))
+        await buy(queue, buy_request(1, user.id, key))
     return info.value.activation
 
 
 async def test_reconcile_links_completed_cancelled_and_expired_orders(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
-    completed = await _unknown_purchase(db, sb, client, "c")
-    cancelled = await _unknown_purchase(db, sb, client, "x")
-    expired = await _unknown_purchase(db, sb, client, "e")
+    completed = await _unknown_purchase(db, sb, queue, "c")
+    cancelled = await _unknown_purchase(db, sb, queue, "x")
+    expired = await _unknown_purchase(db, sb, queue, "e")
     account = await sb.control.account("acct")
     [c_order] = orders_of(account, completed)
     [x_order] = orders_of(account, cancelled)
@@ -374,13 +376,13 @@ async def test_reconcile_links_completed_cancelled_and_expired_orders(
 
 
 async def test_concurrent_reconcilers_settle_each_activation_once(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
-    kept = await _unknown_purchase(db, sb, client, "k")
+    kept = await _unknown_purchase(db, sb, queue, "k")
     await sb.control.add_fault("purchase", "drop_before", key="acct")
     with pytest.raises(PurchasePending) as info:
-        await purchase(db, client, buy_request(1, w.id, "never"))
+        await buy(queue, buy_request(1, w.id, "never"))
     never = info.value.activation
 
     reports = await asyncio.gather(
@@ -397,12 +399,14 @@ async def test_concurrent_reconcilers_settle_each_activation_once(
 
 
 async def test_reconcile_leaves_a_purchase_still_in_flight_alone(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
     limiter = client.limiter["purchase"]
-    limiter.pause(0.3)  # the purchase holds the money, then waits for a rate-limit slot
-    task = asyncio.create_task(purchase(db, client, buy_request(1, w.id, "queued")))
+    # The line is empty, so the purchase holds the money and its call goes at once; the
+    # pause, before the call's task first runs, keeps it waiting for a rate-limit slot.
+    ticket = await queue.join(buy_request(1, w.id, "queued"))
+    limiter.pause(0.3)
 
     async def queued() -> bool:
         return limiter.queued == 1
@@ -413,17 +417,18 @@ async def test_reconcile_leaves_a_purchase_still_in_flight_alone(
     assert held.state == "purchasing"
     report = await reconcile_unknown(db, client, grace_seconds=0)
     assert report.settled == 0  # no order upstream yet, but the call is still to come
-    bought = await task
+    bought = await queue.outcome(ticket)
+    assert not isinstance(bought, Queued)
     assert bought.state == "waiting"
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     assert await check_ledger(db) == []
 
 
 async def test_a_failed_history_walk_settles_nothing(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     await new_user(db, 1, 100_000)
-    act = await _unknown_purchase(db, sb, client, "h")
+    act = await _unknown_purchase(db, sb, queue, "h")
     await sb.control.add_fault("history", "error", code="SERVER_ERROR", times=10)
     report = await reconcile_unknown(db, client, grace_seconds=0)
     assert report.error is not None
@@ -435,12 +440,12 @@ async def test_a_failed_history_walk_settles_nothing(
 
 
 async def test_what_reconciliation_tells_the_user_is_part_of_its_settlement(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     """`on_settled` runs in the settling transaction: if queuing the message fails, the
     settlement is undone with it (the money stays held), and the next run does both."""
     w = await new_user(db, 1, 100_000)
-    act = await _unknown_purchase(db, sb, client, "told")
+    act = await _unknown_purchase(db, sb, queue, "told")
     told: list[tuple[int, str]] = []
 
     async def crash(tx: Transaction, activation: Activation) -> None:
@@ -466,49 +471,51 @@ async def test_what_reconciliation_tells_the_user_is_part_of_its_settlement(
 # --- after the purchase: code, cancel, expiry, gone ---------------------------------------
 
 
-async def _bought(db: Database, client: DaisySimClient, key: str, user_id: int = 1) -> Activation:
-    w = await Repo(db).wallets.get_by_owner("user", user_id)
+async def _bought(queue: PurchaseQueue, key: str, user_id: int = 1) -> Activation:
+    w = await queue.repo.wallets.get_by_owner("user", user_id)
     assert w is not None
-    return await purchase(db, client, buy_request(user_id, w.id, key), cancel_lock_seconds=LOCK)
+    return await buy(queue, buy_request(user_id, w.id, key))
 
 
-async def test_a_code_keeps_the_charge(sb: Sandbox, db: Database, client: DaisySimClient) -> None:
+async def test_a_code_keeps_the_charge(
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
+) -> None:
     w = await new_user(db, 1, 100_000)
-    act = await _bought(db, client, "code")
+    act = await _bought(queue, "code")
     assert act.upstream_id is not None
     code = await sb.control.deliver_code(act.upstream_id)
     [checked] = await client.check_all([act.upstream_id])
     assert checked.code == code
-    assert await activations.complete(db, act.id, code)
-    assert not await activations.complete(db, act.id, code)  # told once
+    assert await activations.complete(Repo(db), act.id, code)
+    assert not await activations.complete(Repo(db), act.id, code)  # told once
     done = await Repo(db).activations.get(act.id)
     assert done is not None
     assert (done.state, done.code) == ("completed", code)
-    assert not await activations.resolve_gone(db, act.id)  # a code means no refund, ever
+    assert not await activations.resolve_gone(Repo(db), act.id)  # a code means no refund, ever
     with pytest.raises(ActivationNotActive):
-        await activations.cancel(db, client, act.id, actor_id=1)
+        await activations.cancel(Repo(db), client, act.id, actor_id=1)
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     assert await check_ledger(db) == []
 
 
 async def test_cancel_waits_for_the_lock_then_refunds_once(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
     await new_user(db, 2, 100_000)
-    act = await _bought(db, client, "cancel")
+    act = await _bought(queue, "cancel")
     with pytest.raises(NotYourActivation):
-        await activations.cancel(db, client, act.id, actor_id=2)
+        await activations.cancel(Repo(db), client, act.id, actor_id=2)
     with pytest.raises(CancelTooEarly) as info:
-        await activations.cancel(db, client, act.id, actor_id=1)
+        await activations.cancel(Repo(db), client, act.id, actor_id=1)
     assert 1 <= info.value.seconds_left <= LOCK
     assert (await Repo(db).activations.get(act.id)).state == "waiting"  # type: ignore[union-attr]
     await sb.control.advance_clock(181)
     # Two taps (and a group admin's) at once: one refund.
     results = await asyncio.gather(
-        activations.cancel(db, client, act.id, actor_id=1),
-        activations.cancel(db, client, act.id, actor_id=1),
-        activations.cancel(db, client, act.id, actor_id=99, actor_is_admin=True),
+        activations.cancel(Repo(db), client, act.id, actor_id=1),
+        activations.cancel(Repo(db), client, act.id, actor_id=1),
+        activations.cancel(Repo(db), client, act.id, actor_id=99, actor_is_admin=True),
         return_exceptions=True,
     )
     assert any(isinstance(r, Activation) and r.state == "cancelled" for r in results)
@@ -527,38 +534,38 @@ async def test_cancel_waits_for_the_lock_then_refunds_once(
 
 
 async def test_cancel_after_the_code_arrived_completes(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
-    act = await _bought(db, client, "race")
+    act = await _bought(queue, "race")
     assert act.upstream_id is not None
     await sb.control.advance_clock(181)
     code = await sb.control.deliver_code(act.upstream_id)
-    after = await activations.cancel(db, client, act.id, actor_id=1)
+    after = await activations.cancel(Repo(db), client, act.id, actor_id=1)
     assert (after.state, after.code) == ("completed", code)
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     assert await check_ledger(db) == []
 
 
 async def test_expire_retries_after_the_lock_then_refunds(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
-    act = await _bought(db, client, "exp")
-    retry = await activations.expire(db, client, act.id)
+    act = await _bought(queue, "exp")
+    retry = await activations.expire(Repo(db), client, act.id)
     assert retry is not None
     assert 1 <= retry <= LOCK
     await sb.control.advance_clock(181)
     results = await asyncio.gather(
-        activations.expire(db, client, act.id),
-        activations.cancel(db, client, act.id, actor_id=1),
+        activations.expire(Repo(db), client, act.id),
+        activations.cancel(Repo(db), client, act.id, actor_id=1),
         return_exceptions=True,
     )
     assert results[0] is None
     final = await Repo(db).activations.get(act.id)
     assert final is not None
     assert final.state in ("expired", "cancelled")
-    assert await activations.expire(db, client, act.id) is None  # nothing left to do
+    assert await activations.expire(Repo(db), client, act.id) is None  # nothing left to do
     kind = await assert_settled_consistently(
         db,
         sb,
@@ -572,27 +579,27 @@ async def test_expire_retries_after_the_lock_then_refunds(
 
 
 async def test_gone_upstream_and_busy_upstream(
-    sb: Sandbox, db: Database, client: DaisySimClient
+    sb: Sandbox, db: Database, client: DaisySimClient, queue: PurchaseQueue
 ) -> None:
     w = await new_user(db, 1, 100_000)
-    gone = await _bought(db, client, "gone")
-    busy = await _bought(db, client, "busy")
+    gone = await _bought(queue, "gone")
+    busy = await _bought(queue, "busy")
     await sb.control.advance_clock(181)
 
     # A 429 pauses the client's cancel budget; fresh clients keep the test from waiting it out.
     await sb.control.add_fault("cancel", "error", code="RATE_LIMITED", seconds=1, times=2)
     async with make_client(sb, "acct") as paused:
         with pytest.raises(UpstreamBusy) as info:
-            await activations.cancel(db, paused, busy.id, actor_id=1)
+            await activations.cancel(Repo(db), paused, busy.id, actor_id=1)
     assert info.value.retry_after == 1
     async with make_client(sb, "acct") as paused:
-        assert await activations.expire(db, paused, busy.id) == 1
+        assert await activations.expire(Repo(db), paused, busy.id) == 1
     assert (await Repo(db).activations.get(busy.id)).state == "waiting"  # type: ignore[union-attr]
 
     await sb.control.add_fault("cancel", "error", code="NOT_FOUND")
-    after = await activations.cancel(db, client, gone.id, actor_id=1)
+    after = await activations.cancel(Repo(db), client, gone.id, actor_id=1)
     assert after.state == "cancelled"
     assert [e.kind for e in await Repo(db).ledger.for_activation(gone.id)] == ["purchase", "refund"]
-    assert not await activations.resolve_gone(db, gone.id)  # already refunded: not again
+    assert not await activations.resolve_gone(Repo(db), gone.id)  # already refunded: not again
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     assert await check_ledger(db) == []

@@ -21,9 +21,9 @@ import pytest
 from bot.daisysim import DaisySimClient
 from bot.ledger_check import check_ledger
 from bot.sandbox import Sandbox
-from bot.services import wallet
+from bot.services import money, wallet
 from bot.services.errors import InsufficientFunds, NotYourActivation, PurchaseRejected
-from bot.services.purchase import PurchaseRequest
+from bot.services.money import PurchaseRequest
 from bot.services.purchase_queue import (
     LEFT_QUEUE,
     NotQueued,
@@ -32,7 +32,6 @@ from bot.services.purchase_queue import (
     QueueFull,
 )
 from bot.services.reconcile import reconcile_unknown
-from bot.services.settle import end_with_refund
 from storage.db import Database, Transaction
 from storage.models import Activation
 from storage.repo import Repo
@@ -94,7 +93,7 @@ async def running(
     db: Database, client: DaisySimClient, *, scale: float = SCALE, **kwargs: object
 ) -> AsyncIterator[PurchaseQueue]:
     queue = PurchaseQueue(
-        db,
+        Repo(db),
         client,
         cancel_lock_seconds=LOCK,
         time_scale=scale,
@@ -292,8 +291,8 @@ async def test_a_groups_members_share_the_groups_places(tmp_path: Path) -> None:
         await fill_the_window(db, queue)
         await new_user(db, 1)
         await new_user(db, 2)
-        group = await wallet.get_or_create_group_wallet(db, -100500)
-        await wallet.credit(db, group.id, 100_000, actor_id=0)
+        group = await wallet.get_or_create_group_wallet(Repo(db), -100500)
+        await money.credit(Repo(db), group.id, 100_000, actor_id=0)
 
         def member(user_id: int, key: str) -> PurchaseRequest:
             return buy_request(user_id, group.id, key, chat_id=-100500)
@@ -433,7 +432,7 @@ async def test_an_unknown_outcome_is_left_to_reconciliation(tmp_path: Path) -> N
 
 async def test_reconciliation_never_touches_a_queued_purchase(tmp_path: Path) -> None:
     async with world(tmp_path) as (_sb, db, client):
-        queue = PurchaseQueue(db, client, cancel_lock_seconds=LOCK, time_scale=SCALE)
+        queue = PurchaseQueue(Repo(db), client, cancel_lock_seconds=LOCK, time_scale=SCALE)
         await queue.start()
         await fill_the_window(db, queue)
         w = await new_user(db, 1, 100_000)
@@ -453,7 +452,7 @@ async def test_reconciliation_never_touches_a_queued_purchase(tmp_path: Path) ->
         repo = Repo(db)
         with pytest.raises(sqlite3.IntegrityError, match="leave the purchase queue"):
             async with db.transaction() as tx:
-                await end_with_refund(
+                await money.refund_activation(
                     repo, tx, current, state="failed", from_states=("purchasing",), now=0.0
                 )
         assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
@@ -466,7 +465,7 @@ async def test_a_restart_keeps_every_place_and_serves_each_once(tmp_path: Path) 
         path = tmp_path / "bot.sqlite3"
         db = await Database.open(path)
         client = make_client(sb, KEY)
-        queue = PurchaseQueue(db, client, cancel_lock_seconds=LOCK, time_scale=scale)
+        queue = PurchaseQueue(Repo(db), client, cancel_lock_seconds=LOCK, time_scale=scale)
         await queue.start()
         wallets = [await new_user(db, uid, 100_000) for uid in range(1, 26)]
         results = await asyncio.gather(
@@ -483,7 +482,7 @@ async def test_a_restart_keeps_every_place_and_serves_each_once(tmp_path: Path) 
         client = make_client(sb, KEY)
         try:
             assert await Repo(db).queue.count() == 15
-            queue = PurchaseQueue(db, client, cancel_lock_seconds=LOCK, time_scale=scale)
+            queue = PurchaseQueue(Repo(db), client, cancel_lock_seconds=LOCK, time_scale=scale)
             await queue.start()
             try:
                 # The upstream still counts the ten from before the restart in its window.

@@ -10,7 +10,7 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,14 @@ from bot.money import to_units
 from bot.sandbox import Sandbox
 from bot.services import admin as admin_service
 from bot.services import groups as group_service
+from bot.services import money
 from bot.services.catalogue import Catalogue, Markup
 from bot.services.errors import DailyLimitExceeded, InsufficientFunds, InvalidAmount
-from bot.services.purchase import purchase
+from bot.services.money import Movement, NoticeHook, StarsNoticeHook
 from bot.services.topup import (
     MAX_TOPUP_UNITS,
     AlreadyRefundedUpstream,
     BadAmount,
-    Notice,
     PaymentNotCredited,
     RefundPending,
     RefundRefused,
@@ -44,11 +44,18 @@ from bot.services.topup import (
     refund_stars_payment,
     stars_for,
 )
-from bot.telegram.outbox import message_payload
-from storage.db import Database
+from bot.telegram.outbox import enqueue, message_payload
+from storage.db import Database, Transaction
 from storage.models import Payment, Wallet
 from storage.repo import Repo
-from tests.fixtures.money import buy_request, make_client, new_user, wallet_balance
+from tests.fixtures.money import (
+    buy,
+    buy_request,
+    make_client,
+    new_user,
+    purchase_queue,
+    wallet_balance,
+)
 
 ADMIN = 42
 RATE = 80  # STARS_PER_USD
@@ -69,8 +76,23 @@ def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **base)
 
 
-def notice_to(chat_id: int, text: str) -> Notice:
-    return Notice(chat_id, message_payload(text))
+def notice_to(db: Database, chat_id: int, text: Callable[[Movement], str]) -> NoticeHook:
+    """A notice hook as the Telegram edge writes them: a message queued in the movement's
+    own transaction."""
+
+    async def hook(tx: Transaction, moved: Movement) -> None:
+        await enqueue(Repo(db), chat_id, "notice", message_payload(text(moved)), tx=tx)
+
+    return hook
+
+
+def stars_notice_to(
+    db: Database, chat_id: int, text: Callable[[Wallet, Payment], str]
+) -> StarsNoticeHook:
+    async def hook(tx: Transaction, wallet: Wallet, payment: Payment) -> None:
+        await enqueue(Repo(db), chat_id, "notice", message_payload(text(wallet, payment)), tx=tx)
+
+    return hook
 
 
 async def outbox_texts(db: Database, chat_id: int) -> list[str]:
@@ -151,20 +173,20 @@ def test_invoice_payloads_round_trip_and_refuse_garbage() -> None:
 async def test_admin_topup_credits_once_per_key_and_queues_one_notice(db: Database) -> None:
     wallet = await new_user(db, 1001)
     first = await admin_topup(
-        db,
+        Repo(db),
         wallet_id=wallet.id,
         amount_units=50_000,
         admin_id=ADMIN,
         key="cmd:42:7",
-        notice=lambda w: notice_to(1001, f"now {w.balance}"),
+        notice=notice_to(db, 1001, lambda m: f"now {m.wallet.balance}"),
     )
     again = await admin_topup(
-        db,
+        Repo(db),
         wallet_id=wallet.id,
         amount_units=50_000,
         admin_id=ADMIN,
         key="cmd:42:7",
-        notice=lambda w: notice_to(1001, f"now {w.balance}"),
+        notice=notice_to(db, 1001, lambda m: f"now {m.wallet.balance}"),
     )
     assert first.entry is not None
     assert first.entry.kind == "topup"
@@ -181,7 +203,9 @@ async def test_concurrent_topups_with_one_key_credit_once(db: Database) -> None:
     wallet = await new_user(db, 1001)
     results = await asyncio.gather(
         *(
-            admin_topup(db, wallet_id=wallet.id, amount_units=10_000, admin_id=ADMIN, key="btn:x")
+            admin_topup(
+                Repo(db), wallet_id=wallet.id, amount_units=10_000, admin_id=ADMIN, key="btn:x"
+            )
             for _ in range(10)
         )
     )
@@ -194,7 +218,9 @@ async def test_topup_refuses_bad_amounts_and_changes_nothing(db: Database) -> No
     wallet = await new_user(db, 1001)
     for amount in (0, -5, MAX_TOPUP_UNITS + 1):
         with pytest.raises((BadAmount, InvalidAmount)):
-            await admin_topup(db, wallet_id=wallet.id, amount_units=amount, admin_id=1, key="k")
+            await admin_topup(
+                Repo(db), wallet_id=wallet.id, amount_units=amount, admin_id=1, key="k"
+            )
     assert await wallet_balance(db, wallet.id) == 0
     assert await Repo(db).ledger.count() == 0
 
@@ -204,13 +230,13 @@ async def test_topup_refuses_bad_amounts_and_changes_nothing(db: Database) -> No
 
 async def _pay(db: Database, payer: int, invoice: StarsInvoice, charge: str) -> Any:
     return await record_stars_payment(
-        db,
+        Repo(db),
         payer_id=payer,
         charge_id=charge,
         payload=invoice.payload,
         currency="XTR",
         total_amount=invoice.stars,
-        notice=lambda w, p: notice_to(payer, f"+{p.amount_units} = {w.balance}"),
+        notice=stars_notice_to(db, payer, lambda w, p: f"+{p.amount_units} = {w.balance}"),
     )
 
 
@@ -234,11 +260,16 @@ async def test_a_payment_that_matches_no_invoice_credits_nothing(db: Database) -
     invoice = new_invoice(wallet.id, 50_000, RATE)
     with pytest.raises(PaymentNotCredited):
         await record_stars_payment(
-            db, payer_id=1001, charge_id="c", payload="hello", currency="XTR", total_amount=400
+            Repo(db),
+            payer_id=1001,
+            charge_id="c",
+            payload="hello",
+            currency="XTR",
+            total_amount=400,
         )
     with pytest.raises(PaymentNotCredited):
         await record_stars_payment(
-            db,
+            Repo(db),
             payer_id=1001,
             charge_id="c",
             payload=invoice.payload,
@@ -260,7 +291,7 @@ async def test_pre_checkout_checks_payload_wallet_amount_and_ban(db: Database) -
             "total_amount": 80,
         }
         values.update(over)
-        return await check_pre_checkout(db, **values)
+        return await check_pre_checkout(Repo(db), **values)
 
     assert await check() is None
     assert await check(payload="forged") == "invalid"
@@ -300,12 +331,16 @@ async def _paid(db: Database, units: int = 50_000) -> tuple[Wallet, Payment]:
 async def test_refund_reverses_the_credit_once(db: Database) -> None:
     wallet, payment = await _paid(db)
     telegram = FakeTelegram()
-    done = await refund_stars_payment(db, payment.id, actor_id=ADMIN, telegram_refund=telegram)
+    done = await refund_stars_payment(
+        Repo(db), payment.id, actor_id=ADMIN, telegram_refund=telegram
+    )
     assert done.outcome == "refunded"
     assert done.payment.status == "refunded"
     assert done.wallet.balance == 0
     # Asked again: Telegram says CHARGE_ALREADY_REFUNDED; nothing moves.
-    again = await refund_stars_payment(db, payment.id, actor_id=ADMIN, telegram_refund=telegram)
+    again = await refund_stars_payment(
+        Repo(db), payment.id, actor_id=ADMIN, telegram_refund=telegram
+    )
     assert again.outcome == "already"
     assert await wallet_balance(db, wallet.id) == 0
     entries = await Repo(db).ledger.last_entries(wallet.id, 10)
@@ -319,7 +354,7 @@ async def test_refund_is_refused_when_the_money_was_spent(db: Database) -> None:
     await admin_service_debit(db, wallet.id, 10_000)
     telegram = FakeTelegram()
     with pytest.raises(InsufficientFunds):
-        await refund_stars_payment(db, payment.id, actor_id=ADMIN, telegram_refund=telegram)
+        await refund_stars_payment(Repo(db), payment.id, actor_id=ADMIN, telegram_refund=telegram)
     assert telegram.calls == 0
     current = await Repo(db).payments.get(payment.id)
     assert current is not None
@@ -329,9 +364,7 @@ async def test_refund_is_refused_when_the_money_was_spent(db: Database) -> None:
 
 
 async def admin_service_debit(db: Database, wallet_id: int, units: int) -> None:
-    from bot.services import wallet as wallet_service
-
-    await wallet_service.debit(db, wallet_id, units, actor_id=ADMIN, note="spent")
+    await money.debit(Repo(db), wallet_id, units, actor_id=ADMIN, note="spent")
 
 
 async def test_a_refused_refund_is_unbooked(db: Database) -> None:
@@ -339,7 +372,7 @@ async def test_a_refused_refund_is_unbooked(db: Database) -> None:
     telegram = FakeTelegram()
     telegram.mode = "refuse"
     with pytest.raises(RefundRefused):
-        await refund_stars_payment(db, payment.id, actor_id=ADMIN, telegram_refund=telegram)
+        await refund_stars_payment(Repo(db), payment.id, actor_id=ADMIN, telegram_refund=telegram)
     current = await Repo(db).payments.get(payment.id)
     assert current is not None
     assert current.status == "paid"
@@ -352,10 +385,12 @@ async def test_a_lost_refund_answer_keeps_the_debit_and_a_retry_finishes(db: Dat
     telegram = FakeTelegram()
     telegram.mode = "lose"
     with pytest.raises(RefundPending):
-        await refund_stars_payment(db, payment.id, actor_id=ADMIN, telegram_refund=telegram)
+        await refund_stars_payment(Repo(db), payment.id, actor_id=ADMIN, telegram_refund=telegram)
     assert await wallet_balance(db, wallet.id) == 0  # the money never outlives the Stars
     telegram.mode = "ok"
-    done = await refund_stars_payment(db, payment.id, actor_id=ADMIN, telegram_refund=telegram)
+    done = await refund_stars_payment(
+        Repo(db), payment.id, actor_id=ADMIN, telegram_refund=telegram
+    )
     assert done.outcome == "already"
     assert await wallet_balance(db, wallet.id) == 0
     await books_balanced(db)
@@ -374,25 +409,27 @@ async def test_find_payment_by_id_or_charge(db: Database) -> None:
 
 async def test_group_funding_moves_money_once_per_key(db: Database) -> None:
     personal = await new_user(db, 1001, 100_000)
-    _, group, created = await group_service.ensure_group(db, -500, chat_type="group", title="Team")
+    _, group, created = await group_service.ensure_group(
+        Repo(db), -500, chat_type="group", title="Team"
+    )
     assert created
     _, again, created = await group_service.ensure_group(
-        db, -500, chat_type="group", title="Team 2"
+        Repo(db), -500, chat_type="group", title="Team 2"
     )
     assert not created
     assert again.id == group.id
     funded = await group_service.fund_group(
-        db, chat_id=-500, from_user_id=1001, amount_units=30_000, key="a"
+        Repo(db), chat_id=-500, from_user_id=1001, amount_units=30_000, key="a"
     )
     twice = await group_service.fund_group(
-        db, chat_id=-500, from_user_id=1001, amount_units=30_000, key="a"
+        Repo(db), chat_id=-500, from_user_id=1001, amount_units=30_000, key="a"
     )
-    assert funded.target.balance == 30_000
+    assert funded.counterparty.balance == 30_000
     assert twice.duplicate
     assert await wallet_balance(db, personal.id) == 70_000
     with pytest.raises(InsufficientFunds):
         await group_service.fund_group(
-            db, chat_id=-500, from_user_id=1001, amount_units=70_001, key="b"
+            Repo(db), chat_id=-500, from_user_id=1001, amount_units=70_001, key="b"
         )
     # The failed attempt did not burn its key: the same key works once the money is there.
     assert not await Repo(db).action_keys.exists("fund:b")
@@ -405,21 +442,21 @@ async def test_member_limit_is_atomic_with_the_hold(db: Database) -> None:
     async with (
         Sandbox(time_scale=60.0, start_balance_units=10_000_000) as sb,
         make_client(sb, "grp") as client,
+        purchase_queue(db, client) as queue,
     ):
         await new_user(db, 1001, 0)
-        await group_service.ensure_group(db, -500, chat_type="supergroup", title="T")
+        await group_service.ensure_group(Repo(db), -500, chat_type="supergroup", title="T")
         await new_user(db, 1002, 200_000)
         await group_service.fund_group(
-            db, chat_id=-500, from_user_id=1002, amount_units=200_000, key="f"
+            Repo(db), chat_id=-500, from_user_id=1002, amount_units=200_000, key="f"
         )
-        chat = await group_service.set_member_limit(db, -500, 12_000)  # two Signals
+        chat = await group_service.set_member_limit(Repo(db), -500, 12_000)  # two Signals
         group = await group_service.group_wallet(Repo(db), -500)
         assert group is not None
         limit = chat.member_daily_limit_units
         attempts = [
-            purchase(
-                db,
-                client,
+            buy(
+                queue,
                 buy_request(1001, group.id, f"1001:{i}", chat_id=-500, member_daily_limit=limit),
             )
             for i in range(12)
@@ -442,13 +479,15 @@ async def test_member_limit_is_atomic_with_the_hold(db: Database) -> None:
 
 
 async def test_limits_are_validated(db: Database) -> None:
-    await group_service.ensure_group(db, -500, chat_type="group", title=None)
-    assert (await group_service.set_member_limit(db, -500, None)).member_daily_limit_units is None
-    assert (await group_service.set_member_limit(db, -500, 0)).member_daily_limit_units == 0
+    await group_service.ensure_group(Repo(db), -500, chat_type="group", title=None)
+    assert (
+        await group_service.set_member_limit(Repo(db), -500, None)
+    ).member_daily_limit_units is None
+    assert (await group_service.set_member_limit(Repo(db), -500, 0)).member_daily_limit_units == 0
     with pytest.raises(InvalidAmount):
-        await group_service.set_member_limit(db, -500, -1)
+        await group_service.set_member_limit(Repo(db), -500, -1)
     with pytest.raises(ValueError):
-        await group_service.ensure_group(db, 5, chat_type="private", title=None)
+        await group_service.ensure_group(Repo(db), 5, chat_type="private", title=None)
 
 
 # --- admin --------------------------------------------------------------------------------
@@ -520,8 +559,10 @@ async def test_broadcast_is_queued_once_for_reachable_users(db: Database) -> Non
 async def test_ledger_export_parses_and_sums_to_the_balances(db: Database) -> None:
     a = await new_user(db, 1001, 50_000)
     b = await new_user(db, 1002, 12_345)
-    await group_service.ensure_group(db, -500, chat_type="group", title="T")
-    await group_service.fund_group(db, chat_id=-500, from_user_id=1001, amount_units=5, key="x")
+    await group_service.ensure_group(Repo(db), -500, chat_type="group", title="T")
+    await group_service.fund_group(
+        Repo(db), chat_id=-500, from_user_id=1001, amount_units=5, key="x"
+    )
     export = await admin_service.export_ledger(Repo(db))
     rows = list(csv.DictReader(io.StringIO(export.data.decode())))
     assert tuple(rows[0]) == admin_service.CSV_COLUMNS
@@ -566,14 +607,14 @@ async def test_low_balance_alerts_once_per_episode(db: Database) -> None:
 
 async def test_a_group_that_becomes_a_supergroup_keeps_its_money(db: Database) -> None:
     await new_user(db, 1001, 50_000)
-    await group_service.ensure_group(db, -500, chat_type="group", title="T")
+    await group_service.ensure_group(Repo(db), -500, chat_type="group", title="T")
     await group_service.fund_group(
-        db, chat_id=-500, from_user_id=1001, amount_units=30_000, key="k"
+        Repo(db), chat_id=-500, from_user_id=1001, amount_units=30_000, key="k"
     )
-    await group_service.set_member_limit(db, -500, 5_000)
+    await group_service.set_member_limit(Repo(db), -500, 5_000)
     new_id = -1_000_000_000_500
-    assert await group_service.migrate_group(db, -500, new_id, title="T") == 30_000
-    assert await group_service.migrate_group(db, -500, new_id, title="T") == 0
+    assert await group_service.migrate_group(Repo(db), -500, new_id, title="T") == 30_000
+    assert await group_service.migrate_group(Repo(db), -500, new_id, title="T") == 0
     repo = Repo(db)
     moved = await group_service.group_wallet(repo, new_id)
     old = await group_service.group_wallet(repo, -500)

@@ -19,6 +19,7 @@ from bot.daisysim import (
     RateLimited,
     TooEarly,
 )
+from bot.services import money
 from bot.services.errors import (
     ActivationNotActive,
     ActivationNotFound,
@@ -27,8 +28,7 @@ from bot.services.errors import (
     UpstreamBusy,
     UpstreamUnavailable,
 )
-from bot.services.settle import end_with_code, end_with_refund
-from storage.db import Database
+from bot.services.settle import end_with_code
 from storage.models import UNKNOWN, WAITING, Activation
 from storage.repo import Repo
 
@@ -45,14 +45,13 @@ async def _get(repo: Repo, activation_id: int) -> Activation:
     return activation
 
 
-async def complete(db: Database, activation_id: int, code: str) -> bool:
+async def complete(repo: Repo, activation_id: int, code: str) -> bool:
     """Store the code that arrived (from the poller, a check, or CODE_RECEIVED on cancel).
 
     Only a `waiting` or `unknown` activation completes; returns whether anything changed, so
     the caller notifies the user once.
     """
-    repo = Repo(db)
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         activation = await repo.activations.get(activation_id, tx=tx)
         if activation is None:
             raise ActivationNotFound(activation_id)
@@ -62,7 +61,7 @@ async def complete(db: Database, activation_id: int, code: str) -> bool:
 
 
 async def resolve_gone(
-    db: Database,
+    repo: Repo,
     activation_id: int,
     *,
     state: Literal["cancelled", "expired"] = "expired",
@@ -70,12 +69,11 @@ async def resolve_gone(
 ) -> bool:
     """The upstream says the number is Not Found / Invalid: it will never get a code, so the
     user is refunded (unless a code already arrived). Returns whether it refunded."""
-    repo = Repo(db)
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         activation = await repo.activations.get(activation_id, tx=tx)
         if activation is None:
             raise ActivationNotFound(activation_id)
-        return await end_with_refund(
+        return await money.refund_activation(
             repo,
             tx,
             activation,
@@ -88,7 +86,7 @@ async def resolve_gone(
 
 
 async def cancel(
-    db: Database,
+    repo: Repo,
     client: DaisySimClient,
     activation_id: int,
     *,
@@ -102,7 +100,6 @@ async def cancel(
     CancelTooEarly (nothing changed), NotYourActivation, ActivationNotActive, UpstreamBusy,
     UpstreamUnavailable.
     """
-    repo = Repo(db)
     activation = await _get(repo, activation_id)
     if activation.user_id != actor_id and not actor_is_admin:
         raise NotYourActivation(activation_id)
@@ -113,27 +110,26 @@ async def cancel(
     except TooEarly as exc:
         raise CancelTooEarly(exc.seconds_left) from exc
     except CodeReceived as exc:
-        await _code_on_cancel(db, activation, exc)
+        await _code_on_cancel(repo, activation, exc)
         return await _get(repo, activation_id)
     except NotFound:
-        await resolve_gone(db, activation_id, state="cancelled")
+        await resolve_gone(repo, activation_id, state="cancelled")
         return await _get(repo, activation_id)
     except RateLimited as exc:
         raise UpstreamBusy(exc.retry_after) from exc
     except DaisySimError as exc:
         log.warning("activation %d: cancel failed upstream: %s", activation_id, exc)
         raise UpstreamUnavailable(str(exc)) from exc
-    await _refund_cancelled(db, activation, "cancelled", actor_id, result.refund_units)
+    await _refund_cancelled(repo, activation, "cancelled", actor_id, result.refund_units)
     return await _get(repo, activation_id)
 
 
-async def expire(db: Database, client: DaisySimClient, activation_id: int) -> float | None:
+async def expire(repo: Repo, client: DaisySimClient, activation_id: int) -> float | None:
     """The automatic cancel when no code came in time: like `cancel`, ending `expired`.
 
     Returns None once the activation is settled (or was already), or the number of seconds
     after which to try again (the cancel lock, a rate limit, an unreachable upstream).
     """
-    repo = Repo(db)
     activation = await _get(repo, activation_id)
     if activation.state != WAITING or activation.upstream_id is None:
         return None
@@ -142,39 +138,38 @@ async def expire(db: Database, client: DaisySimClient, activation_id: int) -> fl
     except TooEarly as exc:
         return float(exc.seconds_left)
     except CodeReceived as exc:
-        await _code_on_cancel(db, activation, exc)
+        await _code_on_cancel(repo, activation, exc)
         return None
     except NotFound:
-        await resolve_gone(db, activation_id, state="expired")
+        await resolve_gone(repo, activation_id, state="expired")
         return None
     except RateLimited as exc:
         return exc.retry_after
     except DaisySimError as exc:
         log.warning("activation %d: expiry cancel failed upstream: %s", activation_id, exc)
         return EXPIRE_RETRY_SECONDS
-    await _refund_cancelled(db, activation, "expired", None, result.refund_units)
+    await _refund_cancelled(repo, activation, "expired", None, result.refund_units)
     return None
 
 
-async def _code_on_cancel(db: Database, activation: Activation, exc: CodeReceived) -> None:
+async def _code_on_cancel(repo: Repo, activation: Activation, exc: CodeReceived) -> None:
     code = exc.sms_code
     if code is None:
         # CODE_RECEIVED without the code in `data`: the poller's next check will bring it.
         log.warning("activation %d: CODE_RECEIVED without a code", activation.id)
         return
-    await complete(db, activation.id, code)
+    await complete(repo, activation.id, code)
 
 
 async def _refund_cancelled(
-    db: Database,
+    repo: Repo,
     activation: Activation,
     state: Literal["cancelled", "expired"],
     actor_id: int | None,
     upstream_refund: int,
 ) -> None:
-    repo = Repo(db)
-    async with db.transaction() as tx:
-        refunded = await end_with_refund(
+    async with repo.db.transaction() as tx:
+        refunded = await money.refund_activation(
             repo,
             tx,
             activation,

@@ -24,8 +24,8 @@ from bot.daisysim import DaisySimClient, DaisySimError
 from bot.money import UNITS_PER_USD, to_decimal
 from bot.services.catalogue import MARKUP_FIXED_UNITS_KEY, MARKUP_PERCENT_KEY, Markup
 from bot.services.errors import AppError
-from bot.services.topup import BadAmount, Notice, parse_amount
-from bot.services.wallet import day_start
+from bot.services.topup import BadAmount, parse_amount
+from bot.services.money import day_start
 from bot.telegram.outbox import enqueue, message_payload
 from storage.db import Database
 from storage.models import ACTIVE_STATES, Broadcast, LedgerEntry, Sales, User
@@ -396,24 +396,19 @@ async def alert_admins(
     """Queue an alert for every admin (`payload(admin_id, language)`); each admin gets one
     per `dedupe` key however often this is called. Returns how many were queued now."""
     repo = Repo(db)
-    notices: list[Notice] = []
+    notices: list[tuple[int, Mapping[str, Any]]] = []
     for admin_id in sorted(settings.admin_ids):
         user = await repo.users.get(admin_id)
         if user is not None and (user.banned or user.inactive):
             continue
         body = payload(admin_id, user.language if user else None)
         if body is not None:
-            notices.append(Notice(admin_id, body, kind="alert"))
+            notices.append((admin_id, body))
     queued = 0
     async with db.transaction() as tx:
-        for notice in notices:
+        for admin_id, body in notices:
             queued_id = await enqueue(
-                repo,
-                notice.chat_id,
-                notice.kind,
-                notice.payload,
-                dedupe_key=f"alert:{dedupe}:{notice.chat_id}",
-                tx=tx,
+                repo, admin_id, "alert", body, dedupe_key=f"alert:{dedupe}:{admin_id}", tx=tx
             )
             queued += queued_id is not None
     return queued

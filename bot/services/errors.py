@@ -62,6 +62,14 @@ class DailyLimitExceeded(AppError):
         return max(self.limit - self.spent, 0)
 
 
+class PaymentNotFound(AppError):
+    code = "PAYMENT_NOT_FOUND"
+
+    def __init__(self, ref: object) -> None:
+        super().__init__(f"no payment {ref!r}")
+        self.ref = ref
+
+
 class ActivationNotFound(AppError):
     code = "ACTIVATION_NOT_FOUND"
 

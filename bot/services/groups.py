@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from bot.services import money
 from bot.services.errors import InsufficientFunds, InvalidAmount, WalletNotFound
-from bot.services.topup import BadAmount, Notice, queue_notice
-from bot.services.wallet import check_amount, day_start
-from storage.db import Database
-from storage.models import Chat, LedgerEntry, MemberSpending, Wallet
+from bot.services.money import Movement, NoticeHook, check_amount, day_start
+from bot.services.topup import BadAmount
+from storage.models import Chat, MemberSpending, Wallet
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -34,13 +33,12 @@ def is_group(chat_type: str) -> bool:
 
 
 async def ensure_group(
-    db: Database, chat_id: int, *, chat_type: str, title: str | None
+    repo: Repo, chat_id: int, *, chat_type: str, title: str | None
 ) -> tuple[Chat, Wallet, bool]:
     """Record the group and its wallet (once); returns (chat, wallet, wallet_created)."""
     if not is_group(chat_type):
         raise ValueError(f"chat {chat_id} is a {chat_type}, not a group")
-    repo = Repo(db)
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         chat = await repo.chats.upsert(chat_id, type=chat_type, title=title, tx=tx)
         wallet, created = await repo.wallets.get_or_create(tx, "group", chat_id)
     if created:
@@ -52,75 +50,44 @@ async def group_wallet(repo: Repo, chat_id: int) -> Wallet | None:
     return await repo.wallets.get_by_owner("group", chat_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Funding:
-    source: Wallet
-    target: Wallet
-    entry: LedgerEntry | None  # the transfer_in entry; None: the key was used before
-
-    @property
-    def duplicate(self) -> bool:
-        return self.entry is None
-
-
 async def fund_group(
-    db: Database,
+    repo: Repo,
     *,
     chat_id: int,
     from_user_id: int,
     amount_units: int,
     key: str,
-    notice: Callable[[Wallet, Wallet], Notice | None] | None = None,
-) -> Funding:
-    """Move money from a member's personal wallet to the group's, in one transaction, once
-    per `key`. InsufficientFunds (nothing changed) when the personal wallet cannot pay."""
+    notice: NoticeHook | None = None,
+) -> Movement:
+    """Move money from a member's personal wallet to the group's, once per `key`
+    (`money.transfer`: `wallet` is the member's after, `counterparty` the group's).
+    InsufficientFunds (nothing changed) when the personal wallet cannot pay."""
     amount = check_amount(amount_units)
-    repo = Repo(db)
-    async with db.transaction() as tx:
-        target = await repo.wallets.get_by_owner("group", chat_id, tx=tx)
-        if target is None:
-            raise WalletNotFound(chat_id)
-        source = await repo.wallets.get_by_owner("user", from_user_id, tx=tx)
-        if source is None:
-            raise InsufficientFunds(needed=amount, balance=0)
-        if not await repo.action_keys.claim(tx, f"fund:{key}", "fund"):
-            return Funding(source=source, target=target, entry=None)
-        if source.balance < amount:
-            raise InsufficientFunds(needed=amount, balance=source.balance)
-        note = f"group {chat_id} funded by {from_user_id}"
-        await repo.ledger.append(
-            tx,
-            source.id,
-            -amount,
-            "transfer_out",
-            counterparty_wallet_id=target.id,
-            actor_id=from_user_id,
-            note=note,
-        )
-        entry = await repo.ledger.append(
-            tx,
-            target.id,
-            amount,
-            "transfer_in",
-            counterparty_wallet_id=source.id,
-            actor_id=from_user_id,
-            note=note,
-        )
-        await repo.action_keys.attach(tx, f"fund:{key}", entry.id)
-        source_after = await repo.wallets.get(source.id, tx=tx)
-        target_after = await repo.wallets.get(target.id, tx=tx)
-        assert source_after is not None
-        assert target_after is not None
-        if notice is not None:
-            await queue_notice(repo, tx, notice(source_after, target_after), f"fund:{entry.id}")
-    log.info(
-        "group %d funded with %d units from wallet %d by %d",
-        chat_id,
-        amount,
+    target = await repo.wallets.get_by_owner("group", chat_id)
+    if target is None:
+        raise WalletNotFound(chat_id)
+    source = await repo.wallets.get_by_owner("user", from_user_id)
+    if source is None:
+        raise InsufficientFunds(needed=amount, balance=0)
+    moved = await money.transfer(
+        repo,
         source.id,
-        from_user_id,
+        target.id,
+        amount,
+        actor_id=from_user_id,
+        note=f"group {chat_id} funded by {from_user_id}",
+        key=f"fund:{key}",
+        notice=notice,
     )
-    return Funding(source=source_after, target=target_after, entry=entry)
+    if not moved.duplicate:
+        log.info(
+            "group %d funded with %d units from wallet %d by %d",
+            chat_id,
+            amount,
+            source.id,
+            from_user_id,
+        )
+    return moved
 
 
 def check_limit(units: int | None) -> int | None:
@@ -134,10 +101,9 @@ def check_limit(units: int | None) -> int | None:
     return units
 
 
-async def set_member_limit(db: Database, chat_id: int, units: int | None) -> Chat:
+async def set_member_limit(repo: Repo, chat_id: int, units: int | None) -> Chat:
     limit = check_limit(units)
-    repo = Repo(db)
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         if not await repo.chats.set_member_daily_limit(chat_id, limit, tx=tx):
             raise WalletNotFound(chat_id)
         chat = await repo.chats.get(chat_id, tx=tx)
@@ -147,14 +113,13 @@ async def set_member_limit(db: Database, chat_id: int, units: int | None) -> Cha
 
 
 async def migrate_group(
-    db: Database, old_chat_id: int, new_chat_id: int, *, title: str | None
+    repo: Repo, old_chat_id: int, new_chat_id: int, *, title: str | None
 ) -> int:
     """A group upgraded to a supergroup (Telegram gives it a new id): open the new group's
     wallet, move the old one's balance there as a transfer and keep its member limit, all
     in one transaction. Returns the units moved; 0 when there was nothing (or it was done
     before: the old wallet is empty afterwards)."""
-    repo = Repo(db)
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         old_chat = await repo.chats.get(old_chat_id, tx=tx)
         new_chat = await repo.chats.upsert(new_chat_id, type="supergroup", title=title, tx=tx)
         if old_chat is not None and new_chat.member_daily_limit_units is None:
@@ -166,21 +131,8 @@ async def migrate_group(
         if source is None or source.balance <= 0:
             return 0
         note = f"group {old_chat_id} became supergroup {new_chat_id}"
-        await repo.ledger.append(
-            tx,
-            source.id,
-            -source.balance,
-            "transfer_out",
-            counterparty_wallet_id=target.id,
-            note=note,
-        )
-        await repo.ledger.append(
-            tx,
-            target.id,
-            source.balance,
-            "transfer_in",
-            counterparty_wallet_id=source.id,
-            note=note,
+        await money.transfer(
+            repo, source.id, target.id, source.balance, actor_id=None, note=note, tx=tx
         )
     log.info("%s: %d units moved", note, source.balance)
     return source.balance
@@ -241,7 +193,6 @@ async def spending(repo: Repo, chat_id: int, *, now: float | None = None) -> Gro
 __all__ = [
     "GROUP_CHAT_TYPES",
     "MAX_LIMIT_UNITS",
-    "Funding",
     "GroupSpending",
     "MemberToday",
     "check_limit",

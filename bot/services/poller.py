@@ -50,9 +50,10 @@ from bot.daisysim import (
     TooEarly,
 )
 from bot.money import format_usd
+from bot.services import money
 from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
 from bot.services.reconcile import reconcile_unknown
-from bot.services.settle import end_with_code, end_with_refund
+from bot.services.settle import end_with_code
 from bot.telegram.i18n import I18n, Translator
 from bot.telegram.limits import SlidingWindow
 from bot.telegram.outbox import OutboxSender, edit_payload, enqueue, message_payload
@@ -571,7 +572,7 @@ class Poller:
                 note = f"gone upstream: {reason}"
             else:
                 error_code, note = None, "auto-cancel: no code in time"
-            changed = await end_with_refund(
+            changed = await money.refund_activation(
                 self.repo,
                 tx,
                 activation,

@@ -1,8 +1,7 @@
 """Buying a number, crash-safe (PRODUCT.md section 2).
 
-1. ONE transaction: return the activation already holding this idempotency key (a double tap
-   buys once), or check the wallet, insert the activation as `purchasing` and debit the user
-   price with its 'purchase' ledger entry.
+1. ONE transaction holds the price (`money.hold_purchase`, called by the purchase queue's
+   `join`, which also returns the activation a repeated idempotency key already holds).
 2. Call the upstream with `app_name` = "<service> #<token>": the upstream stores it as the
    order's `service`, and /history shows it, so an order whose answer we never saw (timeout,
    dropped connection, our process killed) is found again by reconciliation.
@@ -19,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from bot.daisysim import (
     APIError,
@@ -37,20 +34,14 @@ from bot.daisysim import (
     RateLimited,
     TransportError,
 )
+from bot.services import money
 from bot.services.errors import (
     AppError,
-    DailyLimitExceeded,
-    InsufficientFunds,
-    InvalidAmount,
-    NotYourActivation,
     PurchasePending,
     PurchaseRejected,
     UpstreamBalanceExhausted,
-    WalletNotFound,
 )
-from bot.services.settle import end_with_refund
-from bot.services.wallet import check_amount, day_start
-from storage.db import Database, Transaction
+from storage.db import Transaction
 from storage.models import PURCHASING, UNSETTLED_STATES, Activation
 from storage.repo import Repo
 
@@ -59,7 +50,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CANCEL_LOCK_SECONDS = 180.0
 # The upstream's app_name is free text; keep the label short enough for any sane limit.
 _MAX_SERVICE_LABEL = 40
-_TOKEN_BYTES = 5  # 10 hex digits: collisions among one account's orders are out of reach
 _TAG = re.compile(r"#([0-9a-f]{10})\s*$")
 
 # Rejections after which the very same purchase can work a little later.
@@ -69,24 +59,6 @@ _RETRYABLE: tuple[type[APIError], ...] = (
     RateLimited,
     ConcurrentError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PurchaseRequest:
-    """What the user agreed to buy, at the price they were shown."""
-
-    user_id: int
-    wallet_id: int
-    service_code: str
-    service_name: str
-    user_price: int
-    upstream_price: int
-    idempotency_key: str
-    country: str = "USA"
-    provider_id: str | None = None
-    chat_id: int | None = None
-    # Set for a purchase from a group wallet: the member's limit for the current UTC day.
-    member_daily_limit: int | None = None
 
 
 # Runs inside the transaction that settles a purchase (bought, refunded, or left unknown), with
@@ -111,10 +83,6 @@ class PurchaseDeferred(AppError):
         self.retry_after = retry_after
 
 
-def new_recon_token() -> str:
-    return secrets.token_hex(_TOKEN_BYTES)
-
-
 def reconciliation_tag(service_name: str, token: str) -> str:
     """The app_name sent upstream: readable in the upstream's dashboard, and ending in the
     token that `token_of` finds again in /history."""
@@ -127,32 +95,8 @@ def token_of(service: str) -> str | None:
     return match.group(1) if match else None
 
 
-async def purchase(
-    db: Database,
-    client: DaisySimClient,
-    request: PurchaseRequest,
-    *,
-    cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS,
-) -> Activation:
-    """Buy one number; returns the activation in `waiting` (or, for a repeated idempotency
-    key, the activation that key already bought).
-
-    Raises InsufficientFunds / DailyLimitExceeded (nothing changed), PurchaseRejected (the
-    upstream said no; the money is back), UpstreamBalanceExhausted (ditto, and the admins must
-    be alerted), PurchasePending (outcome unknown; the money stays held until reconciled).
-    """
-    check_amount(request.user_price)
-    if request.upstream_price < 0:
-        raise InvalidAmount(request.upstream_price)
-    repo = Repo(db)
-    activation, fresh = await _hold(db, repo, request)
-    if not fresh:
-        return await settled(db, activation)
-    return await send_held(db, client, activation, cancel_lock_seconds=cancel_lock_seconds)
-
-
 async def send_held(
-    db: Database,
+    repo: Repo,
     client: DaisySimClient,
     activation: Activation,
     *,
@@ -164,114 +108,33 @@ async def send_held(
 
     The transaction that last made `activation` eligible to be sent (the hold, or the purchase
     queue's dequeue) must have registered it in `db.inflight_purchases` before committing;
-    this unregisters it when the call has settled. Raises like `purchase`, and, when `defer`
-    is given, PurchaseDeferred instead of refunding a 429 or an unreachable upstream.
+    this unregisters it when the call has settled. Raises PurchaseRejected (the money is
+    back), UpstreamBalanceExhausted (ditto; the admins must be told), PurchasePending
+    (outcome unknown), and, when `defer` is given, PurchaseDeferred instead of refunding a
+    429 or an unreachable upstream.
     """
-    repo = Repo(db)
-    done = db.inflight_purchases.get(activation.id)
+    done = repo.db.inflight_purchases.get(activation.id)
     if done is None:
         raise RuntimeError(f"activation {activation.id} is not registered as in flight")
     try:
-        return await _buy(db, repo, client, activation, cancel_lock_seconds, on_settled, defer)
+        return await _buy(repo, client, activation, cancel_lock_seconds, on_settled, defer)
     finally:
-        db.inflight_purchases.pop(activation.id, None)
+        repo.db.inflight_purchases.pop(activation.id, None)
         done.set()
 
 
-async def hold_in(
-    repo: Repo, tx: Transaction, request: PurchaseRequest, *, now: float
-) -> Activation:
-    """Step 1 inside the caller's transaction: check the wallet (and a group member's daily
-    limit), write the activation as `purchasing` and debit its price. Raises WalletNotFound,
-    InsufficientFunds or DailyLimitExceeded with nothing written. The idempotency key must
-    be new (the UNIQUE index refuses a repeated one)."""
-    check_amount(request.user_price)
-    if request.upstream_price < 0:
-        raise InvalidAmount(request.upstream_price)
-    wallet = await repo.wallets.get(request.wallet_id, tx=tx)
-    if wallet is None:
-        raise WalletNotFound(request.wallet_id)
-    if wallet.balance < request.user_price:
-        raise InsufficientFunds(needed=request.user_price, balance=wallet.balance)
-    if request.member_daily_limit is not None:
-        spent = await repo.activations.member_spent(
-            wallet.id, request.user_id, day_start(now), tx=tx
-        )
-        if spent + request.user_price > request.member_daily_limit:
-            raise DailyLimitExceeded(
-                limit=request.member_daily_limit, spent=spent, needed=request.user_price
-            )
-    activation = await repo.activations.create(
-        tx,
-        user_id=request.user_id,
-        wallet_id=wallet.id,
-        chat_id=request.chat_id,
-        service_code=request.service_code,
-        service_name=request.service_name,
-        provider_id=request.provider_id,
-        country=request.country,
-        user_price=request.user_price,
-        upstream_price=request.upstream_price,
-        idempotency_key=request.idempotency_key,
-        recon_token=new_recon_token(),
-        now=now,
-    )
-    await repo.ledger.append(
-        tx,
-        wallet.id,
-        -request.user_price,
-        "purchase",
-        activation_id=activation.id,
-        actor_id=request.user_id,
-        now=now,
-    )
-    return activation
-
-
-async def _hold(db: Database, repo: Repo, request: PurchaseRequest) -> tuple[Activation, bool]:
-    registered: int | None = None
-    try:
-        async with db.transaction() as tx:
-            existing = await repo.activations.get_by_key(request.idempotency_key, tx=tx)
-            if existing is not None:
-                if existing.user_id != request.user_id:
-                    # Keys are per user; another user's key must not reveal their purchase.
-                    raise NotYourActivation(existing.id)
-                return existing, False
-            activation = await hold_in(repo, tx, request, now=time.time())
-            # Registered before COMMIT, so a reconciler can never see this row without
-            # knowing that its upstream call is still to come.
-            db.inflight_purchases[activation.id] = asyncio.Event()
-            registered = activation.id
-    except BaseException:
-        if registered is not None:
-            # No call will follow (the commit failed or we were cancelled): once committed,
-            # the row is an ordinary stale `purchasing` for reconciliation to refund.
-            db.inflight_purchases.pop(registered).set()
-        raise
-    log.info(
-        "activation %d: holding %d units of wallet %d for %s",
-        activation.id,
-        request.user_price,
-        activation.wallet_id,
-        request.service_code,
-    )
-    return activation, True
-
-
-async def settled(db: Database, activation: Activation) -> Activation:
+async def settled(repo: Repo, activation: Activation) -> Activation:
     """A repeated key: the activation it bought, once the first attempt (if it is still
     running in this process) has settled."""
-    event = db.inflight_purchases.get(activation.id)
+    event = repo.db.inflight_purchases.get(activation.id)
     if event is not None:
         await event.wait()
-    current = await Repo(db).activations.get(activation.id)
+    current = await repo.activations.get(activation.id)
     assert current is not None
     return current
 
 
 async def _buy(
-    db: Database,
     repo: Repo,
     client: DaisySimClient,
     activation: Activation,
@@ -285,44 +148,43 @@ async def _buy(
             activation.country, activation.service_code, activation.provider_id, app_name=tag
         )
     except PurchaseOutcomeUnknown as exc:
-        await _mark_unknown(db, repo, activation, exc.code, on_settled)
+        await _mark_unknown(repo, activation, exc.code, on_settled)
         log.warning("activation %d: purchase outcome unknown (%s)", activation.id, exc)
         raise PurchasePending(await _reload(repo, activation)) from exc
     except TransportError as exc:
         # The client raises this for a purchase only when the request never left.
         if defer is not None:
-            raise await _defer(db, repo, activation, defer, "UPSTREAM_UNREACHABLE", None) from exc
+            raise await _defer(repo, activation, defer, "UPSTREAM_UNREACHABLE", None) from exc
         raise await _reject(
-            db, repo, activation, "UPSTREAM_UNREACHABLE", True, str(exc), on_settled=on_settled
+            repo, activation, "UPSTREAM_UNREACHABLE", True, str(exc), on_settled=on_settled
         ) from exc
     except APIError as exc:
         if (exc.http_status or 0) >= 500 and not isinstance(exc, OutOfStock):
             # Defence in depth: a 5xx may hide a purchase, whatever the client decided.
-            await _mark_unknown(db, repo, activation, exc.code, on_settled)
+            await _mark_unknown(repo, activation, exc.code, on_settled)
             raise PurchasePending(await _reload(repo, activation)) from exc
         if isinstance(exc, RateLimited) and defer is not None:
-            raise await _defer(db, repo, activation, defer, exc.code, exc.retry_after) from exc
-        raise await _reject_api(db, repo, activation, exc, on_settled) from exc
+            raise await _defer(repo, activation, defer, exc.code, exc.retry_after) from exc
+        raise await _reject_api(repo, activation, exc, on_settled) from exc
     except asyncio.CancelledError:
         # Shut down mid-call: the request may have left. Leave it to reconciliation.
-        await asyncio.shield(_mark_unknown(db, repo, activation, "CANCELLED", on_settled))
+        await asyncio.shield(_mark_unknown(repo, activation, "CANCELLED", on_settled))
         raise
     except Exception as exc:
         log.exception("activation %d: unexpected purchase failure", activation.id)
-        await _mark_unknown(db, repo, activation, type(exc).__name__, on_settled)
+        await _mark_unknown(repo, activation, type(exc).__name__, on_settled)
         raise PurchasePending(await _reload(repo, activation)) from exc
-    return await _store(db, repo, activation, bought, cancel_lock_seconds, on_settled)
+    return await _store(repo, activation, bought, cancel_lock_seconds, on_settled)
 
 
 async def _defer(
-    db: Database,
     repo: Repo,
     activation: Activation,
     defer: DeferHook,
     reason: str,
     retry_after: float | None,
 ) -> PurchaseDeferred:
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         current = await repo.activations.get(activation.id, tx=tx)
         assert current is not None
         await defer(tx, current)
@@ -331,7 +193,6 @@ async def _defer(
 
 
 async def _store(
-    db: Database,
     repo: Repo,
     activation: Activation,
     bought: Purchase,
@@ -339,7 +200,7 @@ async def _store(
     on_settled: SettleHook | None = None,
 ) -> Activation:
     now = time.time()
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         linked = await repo.activations.mark_waiting(
             tx,
             activation.id,
@@ -375,13 +236,12 @@ async def _store(
 
 
 async def _mark_unknown(
-    db: Database,
     repo: Repo,
     activation: Activation,
     code: str,
     on_settled: SettleHook | None = None,
 ) -> None:
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         changed = await repo.activations.mark_unknown(tx, activation.id, error_code=code)
         if changed and on_settled is not None:
             current = await repo.activations.get(activation.id, tx=tx)
@@ -396,7 +256,6 @@ async def _reload(repo: Repo, activation: Activation) -> Activation:
 
 
 async def _reject_api(
-    db: Database,
     repo: Repo,
     activation: Activation,
     exc: APIError,
@@ -407,13 +266,12 @@ async def _reject_api(
         log.error(
             "activation %d: the upstream account cannot pay (INSUFFICIENT_BALANCE)", activation.id
         )
-        failed = await _refund_failed(db, repo, activation, exc.code, on_settled)
+        failed = await _refund_failed(repo, activation, exc.code, on_settled)
         return UpstreamBalanceExhausted(
             exc.code, retryable=False, activation=failed, message=exc.message
         )
     retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, InvalidCountry)
     return await _reject(
-        db,
         repo,
         activation,
         exc.code,
@@ -425,7 +283,6 @@ async def _reject_api(
 
 
 async def _reject(
-    db: Database,
     repo: Repo,
     activation: Activation,
     code: str,
@@ -435,7 +292,7 @@ async def _reject(
     retry_after: float | None = None,
     on_settled: SettleHook | None = None,
 ) -> PurchaseRejected:
-    failed = await _refund_failed(db, repo, activation, code, on_settled)
+    failed = await _refund_failed(repo, activation, code, on_settled)
     log.info("activation %d: purchase rejected upstream (%s)", activation.id, code)
     return PurchaseRejected(
         code, retryable=retryable, activation=failed, message=message, retry_after=retry_after
@@ -443,14 +300,13 @@ async def _reject(
 
 
 async def _refund_failed(
-    db: Database,
     repo: Repo,
     activation: Activation,
     code: str,
     on_settled: SettleHook | None = None,
 ) -> Activation:
-    async with db.transaction() as tx:
-        refunded = await end_with_refund(
+    async with repo.db.transaction() as tx:
+        refunded = await money.refund_activation(
             repo,
             tx,
             activation,

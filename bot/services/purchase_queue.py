@@ -1,7 +1,7 @@
 """The purchase queue: a fair first-come line in front of the upstream's 10 purchases a minute
 (PRODUCT.md section 7), so the 11th buyer of a burst waits for their turn instead of an error.
 
-Joining is the purchase service's step 1 (`purchase.hold_in`): ONE transaction holds the
+Joining is the purchase's step 1 (`money.hold_purchase`): ONE transaction holds the
 price the user was shown and, unless the purchase can go at once, takes a place in the
 `purchase_queue` table. A repeated idempotency key (a double tap) joins once. A queue row
 means "money held, upstream call never sent": the worker deletes it in the transaction just
@@ -42,22 +42,21 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from bot.daisysim import DaisySimClient, EndpointLimiter
+from bot.services import money
 from bot.services.errors import (
     AppError,
     NotYourActivation,
     PurchasePending,
     PurchaseRejected,
 )
+from bot.services.money import PurchaseRequest
 from bot.services.purchase import (
     DEFAULT_CANCEL_LOCK_SECONDS,
     PurchaseDeferred,
-    PurchaseRequest,
-    hold_in,
     send_held,
     settled,
 )
-from bot.services.settle import end_with_refund
-from storage.db import Database, Transaction
+from storage.db import Transaction
 from storage.models import PURCHASING, Activation
 from storage.repo import Repo
 
@@ -157,7 +156,7 @@ class QueueStats:
 class PurchaseQueue:
     """`await start()` with the app, `await stop()` before the client and database close."""
 
-    db: Database
+    repo: Repo
     client: DaisySimClient
     cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS
     max_places_per_wallet: int = DEFAULT_MAX_PLACES_PER_WALLET
@@ -170,7 +169,7 @@ class PurchaseQueue:
     def __post_init__(self) -> None:
         if self.max_places_per_wallet < 1:
             raise ValueError("max_places_per_wallet must be at least 1")
-        self.repo = Repo(self.db)
+        self.db = self.repo.db
         self.limiter: EndpointLimiter = self.client.limiter.purchase
         # Slots promised to purchases whose call has not reached the limiter yet.
         self._reserved = 0
@@ -244,9 +243,10 @@ class PurchaseQueue:
     async def buy(self, request: PurchaseRequest) -> Activation | Queued:
         """Buy now if nobody waits and a slot is free, else take a place in line.
 
-        Returns the activation (as `purchase.purchase` does) or `Queued`. A repeated
-        idempotency key returns what the first tap got. Raises like `purchase.purchase`, and
-        QueueFull (nothing changed) when the wallet holds every place it may.
+        Returns the activation (bought, or as a repeated idempotency key's first tap left it)
+        or `Queued`. Raises InsufficientFunds, DailyLimitExceeded, QueueFull and
+        NotYourActivation with nothing changed; PurchaseRejected (the money is back) and
+        PurchasePending (reconciliation settles it) for a purchase sent at once.
         """
         return await self.outcome(await self.join(request))
 
@@ -270,10 +270,10 @@ class PurchaseQueue:
                     activation = existing
                 else:
                     now = time.time()
-                    activation = await hold_in(repo, tx, request, now=now)
+                    activation = await money.hold_purchase(repo, tx, request, now=now)
                     empty = await repo.queue.is_empty(tx=tx)
                     # No await from the count of free slots to the reservation of one.
-                    if empty and (not self.running or self.free_slots() > 0):
+                    if empty and self.free_slots() > 0:
                         direct = True
                         self._reserved += 1
                         self.db.inflight_purchases[activation.id] = asyncio.Event()
@@ -321,18 +321,17 @@ class PurchaseQueue:
             return await ticket.sending
         if ticket.queued is not None:
             return ticket.queued
-        return await settled(self.db, ticket.activation)
+        return await settled(self.repo, ticket.activation)
 
     async def _send_direct(self, activation: Activation) -> Activation | Queued:
         self._reserved -= 1
         try:
             return await send_held(
-                self.db,
+                self.repo,
                 self.client,
                 activation,
                 cancel_lock_seconds=self.cancel_lock_seconds,
-                # Without a worker nobody would serve the line: fail as a plain purchase does.
-                defer=self._defer if self.running else None,
+                defer=self._defer,
             )
         except PurchaseDeferred as exc:
             # A 429 on the way straight through: the buyer waits in line instead (at the
@@ -341,7 +340,7 @@ class PurchaseQueue:
             back = await self.repo.queue.place_of(activation.id)
             if back is None:
                 # Served again already, in the moment since.
-                return await settled(self.db, exc.activation)
+                return await settled(self.repo, exc.activation)
             self._moved()
             return Queued(exc.activation, back, self.estimate(back))
 
@@ -358,7 +357,7 @@ class PurchaseQueue:
                 raise NotYourActivation(activation_id)
             if await repo.queue.remove(tx, activation_id) is None:
                 raise NotQueued(activation)
-            await end_with_refund(
+            await money.refund_activation(
                 repo,
                 tx,
                 activation,
@@ -482,7 +481,7 @@ class PurchaseQueue:
         self._reserved -= 1
         try:
             bought = await send_held(
-                self.db,
+                self.repo,
                 self.client,
                 activation,
                 cancel_lock_seconds=self.cancel_lock_seconds,

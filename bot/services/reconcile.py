@@ -24,8 +24,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.daisysim import COMPLETED, WAITING, DaisySimClient, DaisySimError, Order
+from bot.services import money
 from bot.services.purchase import DEFAULT_CANCEL_LOCK_SECONDS, token_of
-from bot.services.settle import end_with_code, end_with_refund
+from bot.services.settle import end_with_code
 from storage.db import Database, Transaction
 from storage.models import UNSETTLED_STATES, Activation
 from storage.repo import Repo
@@ -146,7 +147,7 @@ async def _settle(
     now = time.time()
     async with db.transaction() as tx:
         if order is None:
-            changed = await end_with_refund(
+            changed = await money.refund_activation(
                 repo,
                 tx,
                 activation,
@@ -186,7 +187,7 @@ async def _settle(
             )
             bucket = report.completed
         elif order.status in (_CANCELLED, _EXPIRED):
-            changed = await end_with_refund(
+            changed = await money.refund_activation(
                 repo,
                 tx,
                 activation,

@@ -1,9 +1,10 @@
 """Money coming in: admin top-ups and Telegram Stars payments, and Stars refunds.
 
-Every movement is ONE transaction holding its ledger entry, its idempotency key (a button
-tapped twice, a command Telegram delivers twice, a payment update redelivered: the second one
-moves nothing) and the outbox message that tells the owner, so a crash can lose neither the
-money nor the message, and cannot send the message for money that never moved.
+Every movement is one of `bot.services.money`'s: ONE transaction holding its ledger entry, its
+idempotency key (a button tapped twice, a command Telegram delivers twice, a payment update
+redelivered: the second one moves nothing) and, through the caller's notice hook, the message
+that tells the owner, so a crash can lose neither the money nor the message, and cannot send
+the message for money that never moved.
 
 Stars payments are keyed on `telegram_payment_charge_id`, never on the invoice payload: the
 same invoice paid again is a new payment with a new charge id and is credited again.
@@ -13,17 +14,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from bot.money import UNITS_PER_USD, MoneyError, to_units
-from bot.services.errors import AppError, InsufficientFunds, WalletNotFound
-from bot.services.wallet import check_amount
-from bot.telegram.outbox import enqueue
-from storage.db import Database, Transaction
-from storage.models import LedgerEntry, Payment, Wallet
+from bot.services import money
+from bot.services.errors import AppError, PaymentNotFound, WalletNotFound
+from bot.services.money import Movement, NoticeHook, StarsCredit, StarsNoticeHook, check_amount
+from storage.models import Payment, Wallet
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -55,14 +55,6 @@ class BadAmount(AppError):
         self.text = text
         self.reason = reason
         self.max_units = max_units
-
-
-class PaymentNotFound(AppError):
-    code = "PAYMENT_NOT_FOUND"
-
-    def __init__(self, ref: object) -> None:
-        super().__init__(f"no payment {ref!r}")
-        self.ref = ref
 
 
 class PaymentNotCredited(AppError):
@@ -144,77 +136,37 @@ def stars_for(units: int, stars_per_usd: int) -> int:
     return max(1, int(stars))
 
 
-# --- outbox notices -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A message to queue in the outbox together with a movement of money."""
-
-    chat_id: int
-    payload: Mapping[str, Any]
-    kind: str = "notice"
-
-
-async def queue_notice(repo: Repo, tx: Transaction, notice: Notice | None, dedupe_key: str) -> bool:
-    if notice is None:
-        return False
-    queued = await enqueue(
-        repo, notice.chat_id, notice.kind, notice.payload, dedupe_key=dedupe_key, tx=tx
-    )
-    return queued is not None
-
-
 # --- admin top-up -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TopUp:
-    wallet: Wallet
-    entry: LedgerEntry | None  # None: this key was used before; nothing moved this time
-    notified: bool
-
-    @property
-    def duplicate(self) -> bool:
-        return self.entry is None
-
-
 async def admin_topup(
-    db: Database,
+    repo: Repo,
     *,
     wallet_id: int,
     amount_units: int,
     admin_id: int,
     key: str,
-    notice: Callable[[Wallet], Notice | None] | None = None,
+    notice: NoticeHook | None = None,
     note: str | None = None,
-) -> TopUp:
-    """Credit `amount_units` to a wallet as a 'topup' by `admin_id`, once per `key`.
-
-    `notice` renders the owner's notification from the wallet after the credit; it is
-    queued in the same transaction.
-    """
+) -> Movement:
+    """Credit `amount_units` to a wallet as a 'topup' by `admin_id`, once per `key`; the
+    `notice` hook queues the owner's message in the same transaction."""
     amount = check_amount(amount_units)
     if amount > MAX_TOPUP_UNITS:
         raise BadAmount(str(amount), "too_large")
-    repo = Repo(db)
-    async with db.transaction() as tx:
-        wallet = await repo.wallets.get(wallet_id, tx=tx)
-        if wallet is None:
-            raise WalletNotFound(wallet_id)
-        if not await repo.action_keys.claim(tx, f"topup:{key}", "topup"):
-            return TopUp(wallet=wallet, entry=None, notified=False)
-        entry = await repo.ledger.append(
-            tx, wallet_id, amount, "topup", actor_id=admin_id, note=note or "admin top-up"
-        )
-        await repo.action_keys.attach(tx, f"topup:{key}", entry.id)
-        after = await repo.wallets.get(wallet_id, tx=tx)
-        assert after is not None
-        notified = await queue_notice(
-            repo, tx, notice(after) if notice else None, f"topup:{entry.id}"
-        )
-    log.info("admin %d topped up wallet %d by %d units", admin_id, wallet_id, amount)
-    return TopUp(wallet=after, entry=entry, notified=notified)
+    moved = await money.credit(
+        repo,
+        wallet_id,
+        amount,
+        kind="topup",
+        actor_id=admin_id,
+        note=note or "admin top-up",
+        key=f"topup:{key}",
+        notice=notice,
+    )
+    if not moved.duplicate:
+        log.info("admin %d topped up wallet %d by %d units", admin_id, wallet_id, amount)
+    return moved
 
 
 # --- Telegram Stars -------------------------------------------------------------------------
@@ -256,7 +208,7 @@ PreCheckoutProblem = Literal["invalid", "currency", "amount", "wallet", "banned"
 
 
 async def check_pre_checkout(
-    db: Database, *, payer_id: int, payload: str, currency: str, total_amount: int
+    repo: Repo, *, payer_id: int, payload: str, currency: str, total_amount: int
 ) -> PreCheckoutProblem | None:
     """Whether Telegram may take this payment: None when it is fine, else what is wrong."""
     invoice = parse_payload(payload)
@@ -266,7 +218,6 @@ async def check_pre_checkout(
         return "currency"
     if total_amount != invoice.stars:
         return "amount"
-    repo = Repo(db)
     if await repo.wallets.get(invoice.wallet_id) is None:
         return "wallet"
     payer = await repo.users.get(payer_id)
@@ -275,22 +226,15 @@ async def check_pre_checkout(
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class StarsCredit:
-    payment: Payment
-    wallet: Wallet
-    credited: bool  # False: this charge id was credited before (a redelivered update)
-
-
 async def record_stars_payment(
-    db: Database,
+    repo: Repo,
     *,
     payer_id: int,
     charge_id: str,
     payload: str,
     currency: str,
     total_amount: int,
-    notice: Callable[[Wallet, Payment], Notice | None] | None = None,
+    notice: StarsNoticeHook | None = None,
 ) -> StarsCredit:
     """Record a successful payment and credit its wallet exactly once per charge id.
 
@@ -306,48 +250,19 @@ async def record_stars_payment(
         raise PaymentNotCredited(
             charge_id, f"paid {total_amount} {currency}, the invoice asked {invoice.stars}"
         )
-    repo = Repo(db)
-    async with db.transaction() as tx:
-        if await repo.wallets.get(invoice.wallet_id, tx=tx) is None:
-            raise PaymentNotCredited(charge_id, f"wallet {invoice.wallet_id} is gone")
-        payment = await repo.payments.create(
-            tx,
+    try:
+        return await money.credit_stars(
+            repo,
             wallet_id=invoice.wallet_id,
-            user_id=payer_id,
-            telegram_payment_charge_id=charge_id,
+            payer_id=payer_id,
+            charge_id=charge_id,
             stars=invoice.stars,
             amount_units=invoice.units,
             payload=payload,
+            notice=notice,
         )
-        credited = payment is not None
-        if payment is None:
-            payment = await repo.payments.get_by_charge_id(charge_id, tx=tx)
-            assert payment is not None
-        else:
-            await repo.ledger.append(
-                tx,
-                payment.wallet_id,
-                payment.amount_units,
-                "stars",
-                payment_id=payment.id,
-                actor_id=payer_id,
-                note=f"{payment.stars} Stars",
-            )
-        wallet = await repo.wallets.get(payment.wallet_id, tx=tx)
-        assert wallet is not None
-        if credited and notice is not None:
-            await queue_notice(repo, tx, notice(wallet, payment), f"stars:{payment.id}")
-    if credited:
-        log.info(
-            "payment %d: %d Stars credited as %d units to wallet %d",
-            payment.id,
-            payment.stars,
-            payment.amount_units,
-            payment.wallet_id,
-        )
-    else:
-        log.info("payment %d was credited before (charge delivered again)", payment.id)
-    return StarsCredit(payment=payment, wallet=wallet, credited=credited)
+    except WalletNotFound:
+        raise PaymentNotCredited(charge_id, f"wallet {invoice.wallet_id} is gone") from None
 
 
 # Refunds the Stars of one payment at Telegram. Raises AlreadyRefundedUpstream for
@@ -376,43 +291,24 @@ async def find_payment(repo: Repo, ref: str) -> Payment | None:
 
 
 async def refund_stars_payment(
-    db: Database,
+    repo: Repo,
     payment_id: int,
     *,
     actor_id: int,
     telegram_refund: TelegramRefund,
-    notice: Callable[[Wallet, Payment], Notice | None] | None = None,
+    notice: StarsNoticeHook | None = None,
 ) -> StarsRefund:
-    """Give a Stars payment back: debit the wallet (an 'adjustment' reversing the credit),
-    then ask Telegram to refund the Stars.
+    """Give a Stars payment back: debit the wallet (`money.book_stars_refund`), then ask
+    Telegram to refund the Stars.
 
     The debit comes first and is refused (InsufficientFunds, nothing changed) when the wallet
     no longer holds the amount; the balance never goes below zero. If Telegram refuses, the
     debit is reversed; if its answer is lost, the debit stays and calling again finishes the
-    refund (Telegram then answers CHARGE_ALREADY_REFUNDED, which counts as done).
+    refund (Telegram then answers CHARGE_ALREADY_REFUNDED, which counts as done). The
+    `notice` hook runs in a transaction of its own once Telegram confirmed; it must dedupe
+    on the payment, as the admin may ask again.
     """
-    repo = Repo(db)
-    booked_now = False
-    async with db.transaction() as tx:
-        payment = await repo.payments.get(payment_id, tx=tx)
-        if payment is None:
-            raise PaymentNotFound(payment_id)
-        wallet = await repo.wallets.get(payment.wallet_id, tx=tx)
-        assert wallet is not None
-        if payment.status == "paid":
-            if wallet.balance < payment.amount_units:
-                raise InsufficientFunds(needed=payment.amount_units, balance=wallet.balance)
-            await repo.payments.mark_refunded(tx, payment.id)
-            await repo.ledger.append(
-                tx,
-                wallet.id,
-                -payment.amount_units,
-                "adjustment",
-                payment_id=payment.id,
-                actor_id=actor_id,
-                note=f"Stars refund of payment {payment.id}",
-            )
-            booked_now = True
+    payment, booked_now = await money.book_stars_refund(repo, payment_id, actor_id=actor_id)
     try:
         await telegram_refund(payment)
     except AlreadyRefundedUpstream:
@@ -421,7 +317,7 @@ async def refund_stars_payment(
         )
     except RefundRefused as exc:
         if booked_now:
-            await _unbook_refund(db, repo, payment, actor_id, exc.message)
+            await money.unbook_stars_refund(repo, payment, actor_id=actor_id, reason=exc.message)
         log.warning("refund of payment %d refused by Telegram: %s", payment.id, exc.message)
         raise
     except Exception as exc:
@@ -430,32 +326,15 @@ async def refund_stars_payment(
         raise RefundPending(current or payment) from exc
     else:
         outcome = "refunded" if booked_now else "finished"
-    current = await repo.payments.get(payment.id)
-    after = await repo.wallets.get(payment.wallet_id)
-    assert current is not None
-    assert after is not None
-    if notice is not None:
-        # The dedupe key keeps it to one message however many times the admin asks.
-        async with db.transaction() as tx:
-            await queue_notice(repo, tx, notice(after, current), f"stars-refund:{payment.id}")
+    async with repo.db.transaction() as tx:
+        current = await repo.payments.get(payment.id, tx=tx)
+        after = await repo.wallets.get(payment.wallet_id, tx=tx)
+        assert current is not None
+        assert after is not None
+        if notice is not None:
+            await notice(tx, after, current)
     log.info("payment %d refunded (%s) by %d", payment.id, outcome, actor_id)
     return StarsRefund(payment=current, wallet=after, outcome=outcome)
-
-
-async def _unbook_refund(
-    db: Database, repo: Repo, payment: Payment, actor_id: int, reason: str
-) -> None:
-    async with db.transaction() as tx:
-        if await repo.payments.undo_refund(tx, payment.id):
-            await repo.ledger.append(
-                tx,
-                payment.wallet_id,
-                payment.amount_units,
-                "adjustment",
-                payment_id=payment.id,
-                actor_id=actor_id,
-                note=f"Stars refund refused by Telegram: {reason}"[:200],
-            )
 
 
 __all__ = [
@@ -464,7 +343,6 @@ __all__ = [
     "STARS_PRESETS_USD",
     "AlreadyRefundedUpstream",
     "BadAmount",
-    "Notice",
     "PaymentNotCredited",
     "PaymentNotFound",
     "RefundPending",
@@ -473,14 +351,12 @@ __all__ = [
     "StarsInvoice",
     "StarsRefund",
     "TelegramRefund",
-    "TopUp",
     "admin_topup",
     "check_pre_checkout",
     "find_payment",
     "new_invoice",
     "parse_amount",
     "parse_payload",
-    "queue_notice",
     "record_stars_payment",
     "refund_stars_payment",
     "stars_for",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -21,7 +21,6 @@ from aiogram.types import User as TgUser
 from bot.config import Settings
 from bot.services import wallet as wallet_service
 from bot.telegram.i18n import I18n, language_for
-from storage.db import Database
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ class UserMiddleware(BaseMiddleware):
         if tg_user is None or tg_user.is_bot:
             return await handler(event, data)
         repo: Repo = data["repo"]
-        db: Database = data["db"]
         settings: Settings = data["settings"]
         i18n: I18n = data["i18n"]
         user, created = await repo.users.upsert(
@@ -56,7 +54,7 @@ class UserMiddleware(BaseMiddleware):
         bonus = settings.sandbox_start_balance_units if settings.sandbox_mode else 0
         data["user"] = user
         data["wallet"] = await wallet_service.get_or_create_user_wallet(
-            db, user.id, sandbox_bonus_units=bonus
+            repo, user.id, sandbox_bonus_units=bonus
         )
         return await handler(event, data)
 
@@ -109,31 +107,3 @@ class InflightMiddleware(BaseMiddleware):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-
-class KeyedLocks:
-    """One asyncio.Lock per key, forgotten when nobody holds or waits for it.
-
-    A double tap on a buy button arrives as two updates handled concurrently; serialising
-    them on the idempotency key lets the second see what the first bought and say so, instead
-    of both sending a card for the same number.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)

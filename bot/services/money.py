@@ -1,0 +1,503 @@
+"""Every movement of money, one function each: the only code that appends to the ledger.
+
+| movement            | function               | ledger kinds                        |
+|---------------------|------------------------|-------------------------------------|
+| credit              | `credit`               | topup, adjustment, sandbox_bonus    |
+| debit               | `debit`                | adjustment                          |
+| transfer            | `transfer`             | transfer_out + transfer_in          |
+| Stars credit        | `credit_stars`         | stars (once per Telegram charge id) |
+| Stars refund        | `book_stars_refund`    | adjustment (`unbook_stars_refund`: back) |
+| purchase hold       | `hold_purchase`        | purchase                            |
+| refund              | `refund_activation`    | refund (once per activation)        |
+
+Each runs in ONE transaction with its ledger entries: its own, or the caller's `tx` when the
+movement must commit together with something else (a wallet's creation, a queue place, an
+activation's new state). The cached balance moves with every entry (a trigger) and can never go
+below zero; the database also refuses a second refund of an activation and a second credit of a
+payment. An optional action `key` makes a movement idempotent (a double tap, a redelivered
+command): the second call with the same key moves nothing and says so (`Movement.duplicate`).
+An optional `notice` hook runs inside the same transaction with what moved, so the message that
+tells the owner (queued in the outbox by the Telegram edge) commits with the money or not at
+all. Services and handlers call these; none of them appends to the ledger itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from bot.services.errors import (
+    DailyLimitExceeded,
+    InsufficientFunds,
+    InvalidAmount,
+    PaymentNotFound,
+    WalletNotFound,
+)
+from storage.db import Transaction
+from storage.models import Activation, ActivationState, LedgerEntry, Payment, Wallet
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+CreditKind = Literal["topup", "adjustment", "sandbox_bonus"]
+DebitKind = Literal["adjustment"]
+STARS_KIND: Final = "stars"
+_TOKEN_BYTES: Final = 5  # 10 hex digits: collisions among one account's orders are out of reach
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """What one movement did. `wallet` is the wallet it credited or debited (a transfer's
+    source), as it is after the movement; `counterparty` a transfer's target after it."""
+
+    kind: str
+    amount: int
+    wallet: Wallet
+    entry: LedgerEntry | None  # None: the action key was used before; nothing moved
+    counterparty: Wallet | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.entry is None
+
+
+# Runs inside the movement's transaction, after the ledger entries, with what moved.
+NoticeHook = Callable[[Transaction, Movement], Awaitable[None]]
+
+
+def check_amount(amount: object) -> int:
+    """A money amount must be a positive int of units (no float, no bool, no Decimal)."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise InvalidAmount(amount)
+    return amount
+
+
+def day_start(now: float | None = None) -> float:
+    """Midnight UTC of the current day (the group member limit resets then)."""
+    current = time.time() if now is None else now
+    return current - (current % 86_400)
+
+
+@asynccontextmanager
+async def _within(repo: Repo, tx: Transaction | None) -> AsyncIterator[Transaction]:
+    """The caller's transaction, or a new one around this movement."""
+    if tx is not None:
+        yield tx
+        return
+    async with repo.db.transaction() as own:
+        yield own
+
+
+async def _wallet(repo: Repo, tx: Transaction, wallet_id: int) -> Wallet:
+    wallet = await repo.wallets.get(wallet_id, tx=tx)
+    if wallet is None:
+        raise WalletNotFound(wallet_id)
+    return wallet
+
+
+async def _claim(repo: Repo, tx: Transaction, key: str | None, kind: str) -> bool:
+    """Take the action key (if any) in the movement's transaction; False if it was taken."""
+    return key is None or await repo.action_keys.claim(tx, key, kind)
+
+
+async def credit(
+    repo: Repo,
+    wallet_id: int,
+    amount: int,
+    *,
+    kind: CreditKind = "topup",
+    actor_id: int | None,
+    note: str | None = None,
+    key: str | None = None,
+    notice: NoticeHook | None = None,
+    tx: Transaction | None = None,
+) -> Movement:
+    """Add money to a wallet (an admin top-up, a positive adjustment, play money)."""
+    amount = check_amount(amount)
+    async with _within(repo, tx) as t:
+        wallet = await _wallet(repo, t, wallet_id)
+        if not await _claim(repo, t, key, kind):
+            return Movement(kind, amount, wallet, None)
+        entry = await repo.ledger.append(t, wallet_id, amount, kind, actor_id=actor_id, note=note)
+        if key is not None:
+            await repo.action_keys.attach(t, key, entry.id)
+        moved = Movement(kind, amount, await _wallet(repo, t, wallet_id), entry)
+        if notice is not None:
+            await notice(t, moved)
+    log.info("credited %d units (%s) to wallet %d by %s", amount, kind, wallet_id, actor_id)
+    return moved
+
+
+async def debit(
+    repo: Repo,
+    wallet_id: int,
+    amount: int,
+    *,
+    kind: DebitKind = "adjustment",
+    actor_id: int | None,
+    note: str | None = None,
+    key: str | None = None,
+    notice: NoticeHook | None = None,
+    tx: Transaction | None = None,
+) -> Movement:
+    """Take money out (an admin correction). Below zero → InsufficientFunds, nothing moved."""
+    amount = check_amount(amount)
+    async with _within(repo, tx) as t:
+        wallet = await _wallet(repo, t, wallet_id)
+        if not await _claim(repo, t, key, kind):
+            return Movement(kind, amount, wallet, None)
+        if wallet.balance < amount:
+            raise InsufficientFunds(needed=amount, balance=wallet.balance)
+        entry = await repo.ledger.append(
+            t, wallet_id, -amount, kind, actor_id=actor_id, note=note
+        )
+        if key is not None:
+            await repo.action_keys.attach(t, key, entry.id)
+        moved = Movement(kind, amount, await _wallet(repo, t, wallet_id), entry)
+        if notice is not None:
+            await notice(t, moved)
+    log.info("debited %d units (%s) from wallet %d by %s", amount, kind, wallet_id, actor_id)
+    return moved
+
+
+async def transfer(
+    repo: Repo,
+    from_wallet_id: int,
+    to_wallet_id: int,
+    amount: int,
+    *,
+    actor_id: int | None,
+    note: str | None = None,
+    key: str | None = None,
+    notice: NoticeHook | None = None,
+    tx: Transaction | None = None,
+) -> Movement:
+    """Move money between two wallets (a member funding a group, a group that became a
+    supergroup). `entry` of the result is the target's transfer_in entry."""
+    amount = check_amount(amount)
+    if from_wallet_id == to_wallet_id:
+        raise InvalidAmount("a transfer needs two different wallets")
+    async with _within(repo, tx) as t:
+        source = await _wallet(repo, t, from_wallet_id)
+        target = await _wallet(repo, t, to_wallet_id)
+        if not await _claim(repo, t, key, "transfer"):
+            return Movement("transfer", amount, source, None, target)
+        if source.balance < amount:
+            raise InsufficientFunds(needed=amount, balance=source.balance)
+        await repo.ledger.append(
+            t,
+            from_wallet_id,
+            -amount,
+            "transfer_out",
+            counterparty_wallet_id=to_wallet_id,
+            actor_id=actor_id,
+            note=note,
+        )
+        entry = await repo.ledger.append(
+            t,
+            to_wallet_id,
+            amount,
+            "transfer_in",
+            counterparty_wallet_id=from_wallet_id,
+            actor_id=actor_id,
+            note=note,
+        )
+        if key is not None:
+            await repo.action_keys.attach(t, key, entry.id)
+        moved = Movement(
+            "transfer",
+            amount,
+            await _wallet(repo, t, from_wallet_id),
+            entry,
+            await _wallet(repo, t, to_wallet_id),
+        )
+        if notice is not None:
+            await notice(t, moved)
+    log.info(
+        "transferred %d units from wallet %d to %d by %s",
+        amount,
+        from_wallet_id,
+        to_wallet_id,
+        actor_id,
+    )
+    return moved
+
+
+# --- Telegram Stars -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StarsCredit:
+    payment: Payment
+    wallet: Wallet
+    credited: bool  # False: this charge id was credited before (a redelivered update)
+
+
+StarsNoticeHook = Callable[[Transaction, Wallet, Payment], Awaitable[None]]
+
+
+async def credit_stars(
+    repo: Repo,
+    *,
+    wallet_id: int,
+    payer_id: int,
+    charge_id: str,
+    stars: int,
+    amount_units: int,
+    payload: str,
+    notice: StarsNoticeHook | None = None,
+) -> StarsCredit:
+    """Record a successful Stars payment and credit its wallet, exactly once per Telegram
+    charge id however often the update arrives (the payments table's unique charge id is
+    the action key). WalletNotFound when the invoice's wallet is gone (nothing recorded)."""
+    check_amount(stars)
+    check_amount(amount_units)
+    async with repo.db.transaction() as tx:
+        await _wallet(repo, tx, wallet_id)
+        payment = await repo.payments.create(
+            tx,
+            wallet_id=wallet_id,
+            user_id=payer_id,
+            telegram_payment_charge_id=charge_id,
+            stars=stars,
+            amount_units=amount_units,
+            payload=payload,
+        )
+        credited = payment is not None
+        if payment is None:
+            payment = await repo.payments.get_by_charge_id(charge_id, tx=tx)
+            assert payment is not None
+        else:
+            await repo.ledger.append(
+                tx,
+                payment.wallet_id,
+                payment.amount_units,
+                STARS_KIND,
+                payment_id=payment.id,
+                actor_id=payer_id,
+                note=f"{payment.stars} Stars",
+            )
+        wallet = await _wallet(repo, tx, payment.wallet_id)
+        if credited and notice is not None:
+            await notice(tx, wallet, payment)
+    if credited:
+        log.info(
+            "payment %d: %d Stars credited as %d units to wallet %d",
+            payment.id,
+            payment.stars,
+            payment.amount_units,
+            payment.wallet_id,
+        )
+    else:
+        log.info("payment %d was credited before (charge delivered again)", payment.id)
+    return StarsCredit(payment=payment, wallet=wallet, credited=credited)
+
+
+async def book_stars_refund(repo: Repo, payment_id: int, *, actor_id: int) -> tuple[Payment, bool]:
+    """Debit a Stars payment's credit back before Telegram is asked to refund the Stars, so
+    money never leaves Telegram without our books showing it.
+
+    Returns (payment, booked now). Raises PaymentNotFound, or InsufficientFunds (nothing
+    changed) when the wallet no longer holds the amount. A payment already booked as
+    refunded books nothing.
+    """
+    async with repo.db.transaction() as tx:
+        payment = await repo.payments.get(payment_id, tx=tx)
+        if payment is None:
+            raise PaymentNotFound(payment_id)
+        wallet = await _wallet(repo, tx, payment.wallet_id)
+        if payment.status != "paid":
+            return payment, False
+        if wallet.balance < payment.amount_units:
+            raise InsufficientFunds(needed=payment.amount_units, balance=wallet.balance)
+        await repo.payments.mark_refunded(tx, payment.id)
+        await repo.ledger.append(
+            tx,
+            wallet.id,
+            -payment.amount_units,
+            "adjustment",
+            payment_id=payment.id,
+            actor_id=actor_id,
+            note=f"Stars refund of payment {payment.id}",
+        )
+        booked = await repo.payments.get(payment.id, tx=tx)
+    assert booked is not None
+    return booked, True
+
+
+async def unbook_stars_refund(repo: Repo, payment: Payment, *, actor_id: int, reason: str) -> bool:
+    """Telegram definitely refused the refund: give the debit back, once."""
+    async with repo.db.transaction() as tx:
+        if not await repo.payments.undo_refund(tx, payment.id):
+            return False
+        await repo.ledger.append(
+            tx,
+            payment.wallet_id,
+            payment.amount_units,
+            "adjustment",
+            payment_id=payment.id,
+            actor_id=actor_id,
+            note=f"Stars refund refused by Telegram: {reason}"[:200],
+        )
+    return True
+
+
+# --- purchases ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseRequest:
+    """What the user agreed to buy, at the price they were shown, and which wallet pays."""
+
+    user_id: int
+    wallet_id: int
+    service_code: str
+    service_name: str
+    user_price: int
+    upstream_price: int
+    idempotency_key: str
+    country: str = "USA"
+    provider_id: str | None = None
+    chat_id: int | None = None
+    # Set for a purchase from a group wallet: the member's limit for the current UTC day.
+    member_daily_limit: int | None = None
+
+
+def new_recon_token() -> str:
+    return secrets.token_hex(_TOKEN_BYTES)
+
+
+async def hold_purchase(
+    repo: Repo, tx: Transaction, request: PurchaseRequest, *, now: float
+) -> Activation:
+    """Hold the price: inside the caller's transaction, check the wallet (and a group
+    member's daily limit), write the activation as `purchasing` and debit the user price
+    with its 'purchase' entry. Raises WalletNotFound, InsufficientFunds or
+    DailyLimitExceeded with nothing written. The idempotency key must be new (the UNIQUE
+    index refuses a repeated one)."""
+    check_amount(request.user_price)
+    if request.upstream_price < 0:
+        raise InvalidAmount(request.upstream_price)
+    wallet = await _wallet(repo, tx, request.wallet_id)
+    if wallet.balance < request.user_price:
+        raise InsufficientFunds(needed=request.user_price, balance=wallet.balance)
+    if request.member_daily_limit is not None:
+        spent = await repo.activations.member_spent(
+            wallet.id, request.user_id, day_start(now), tx=tx
+        )
+        if spent + request.user_price > request.member_daily_limit:
+            raise DailyLimitExceeded(
+                limit=request.member_daily_limit, spent=spent, needed=request.user_price
+            )
+    activation = await repo.activations.create(
+        tx,
+        user_id=request.user_id,
+        wallet_id=wallet.id,
+        chat_id=request.chat_id,
+        service_code=request.service_code,
+        service_name=request.service_name,
+        provider_id=request.provider_id,
+        country=request.country,
+        user_price=request.user_price,
+        upstream_price=request.upstream_price,
+        idempotency_key=request.idempotency_key,
+        recon_token=new_recon_token(),
+        now=now,
+    )
+    await repo.ledger.append(
+        tx,
+        wallet.id,
+        -request.user_price,
+        "purchase",
+        activation_id=activation.id,
+        actor_id=request.user_id,
+        now=now,
+    )
+    log.info(
+        "activation %d: holding %d units of wallet %d for %s",
+        activation.id,
+        request.user_price,
+        wallet.id,
+        request.service_code,
+    )
+    return activation
+
+
+async def refund_activation(
+    repo: Repo,
+    tx: Transaction,
+    activation: Activation,
+    *,
+    state: ActivationState,
+    from_states: Sequence[str],
+    now: float,
+    error_code: str | None = None,
+    upstream_id: str | None = None,
+    phone_number: str | None = None,
+    upstream_amount: int | None = None,
+    actor_id: int | None = None,
+    note: str | None = None,
+) -> bool:
+    """End the activation without a code and give the full price back to the wallet that
+    paid, once; False if it was not in one of `from_states` any more (someone else settled
+    it first: a double cancel, the poller against a user's tap, two reconcilers). The
+    `ledger_one_refund` unique index would make a second refund fail even if a bug got here.
+    """
+    changed = await repo.activations.mark_ended(
+        tx,
+        activation.id,
+        state=state,
+        finished_at=now,
+        from_states=from_states,
+        error_code=error_code,
+        upstream_id=upstream_id,
+        phone_number=phone_number,
+        upstream_amount=upstream_amount,
+    )
+    if not changed:
+        return False
+    await repo.ledger.append(
+        tx,
+        activation.wallet_id,
+        activation.user_price,
+        "refund",
+        activation_id=activation.id,
+        actor_id=actor_id,
+        note=note or state,
+        now=now,
+    )
+    log.info(
+        "activation %d %s: refunded %d units to wallet %d",
+        activation.id,
+        state,
+        activation.user_price,
+        activation.wallet_id,
+    )
+    return True
+
+
+__all__ = [
+    "CreditKind",
+    "DebitKind",
+    "Movement",
+    "NoticeHook",
+    "PurchaseRequest",
+    "StarsCredit",
+    "StarsNoticeHook",
+    "book_stars_refund",
+    "check_amount",
+    "credit",
+    "credit_stars",
+    "day_start",
+    "debit",
+    "hold_purchase",
+    "new_recon_token",
+    "refund_activation",
+    "transfer",
+    "unbook_stars_refund",
+]
