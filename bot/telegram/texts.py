@@ -12,6 +12,7 @@ from typing import Protocol
 from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.money import format_usd
+from bot.services.buying import again_nonce
 from bot.services.catalogue import service_ref
 from bot.telegram.callbacks import ActAction, ActCb, BuyCb
 from bot.telegram.i18n import Translator
@@ -47,6 +48,8 @@ class CardActivation(Protocol):
     def cancel_after(self) -> float | None: ...
     @property
     def finished_at(self) -> float | None: ...
+    @property
+    def chat_id(self) -> int | None: ...
 
 
 def format_duration(seconds: float) -> str:
@@ -74,6 +77,12 @@ def cancel_wait(activation: CardActivation, now: float) -> float:
     if activation.cancel_after is None:
         return 0.0
     return max(0.0, activation.cancel_after - now)
+
+
+def paid_by_group(activation: CardActivation) -> bool:
+    """Whether a group's wallet paid: a purchase on a group's money belongs to that group's
+    chat (negative ids are groups), wherever its card was sent."""
+    return activation.chat_id is not None and activation.chat_id < 0
 
 
 def status_text(activation: CardActivation, t: Translator) -> str:
@@ -104,6 +113,8 @@ def render_card(
         text = t("card-text-code", code=activation.code, **args)
     else:
         text = t("card-text", **args)
+    if paid_by_group(activation):
+        text += "\n" + t("card-paid-by-group")
     if activation.state == "waiting":
         text += "\n\n" + t("card-hint-waiting")
     return text, card_keyboard(activation, t, now, cancel_in=cancel_in)
@@ -137,7 +148,8 @@ def buy_again_button(activation: CardActivation, t: Translator) -> InlineKeyboar
 
     The nonce is derived from the activation rather than random: the card is redrawn many
     times (countdown, code, refund) and every version of its "Buy again" must be the same
-    button, or a double tap that straddles a redraw would buy twice.
+    button, or a double tap that straddles a redraw would buy twice. It also tells the buy
+    service which purchase is repeated, so the wallet that paid it pays again.
     """
     try:
         data = BuyCb(
@@ -145,11 +157,12 @@ def buy_again_button(activation: CardActivation, t: Translator) -> InlineKeyboar
             ref=service_ref(activation.service_code),
             pool=activation.provider_id or "",
             price=activation.user_price,
-            nonce=f"a{activation.id}",
+            nonce=again_nonce(activation.id),
         ).pack()
     except ValueError:
         return None
-    label = t.plain("card-buy-again-button", price=format_usd(activation.user_price))
+    key = "card-buy-again-group-button" if paid_by_group(activation) else "card-buy-again-button"
+    label = t.plain(key, price=format_usd(activation.user_price))
     return InlineKeyboardButton(text=label, callback_data=data)
 
 

@@ -13,6 +13,7 @@ card-text-code =
     Status: { $status }
     Code: <code>{ $code }</code>
     ⏱ { $elapsed }
+card-paid-by-group = 👥 Paid from the group wallet
 card-hint-waiting = Enter the number on the service's site; the code appears here by itself.
 card-no-number = not assigned yet
 card-status-purchasing = ⏳ buying…
@@ -28,6 +29,7 @@ card-refresh-button = 🔄 Refresh
 card-cancel-locked-button = ⏳ Cancel in { $time }
 card-cancel-button = ✖️ Cancel and refund
 card-buy-again-button = 🔁 Buy again — { $price }
+card-buy-again-group-button = 🔁 Buy again — { $price } (group wallet)
 
 card-refreshed = No SMS yet — still waiting.
 card-code-arrived = The code has arrived!

@@ -69,3 +69,4 @@ buy-failed =
 buy-pending =
     The provider is slow to confirm your purchase of <b>{ $name }</b>.
     Your money is held, not lost: in a few minutes you get either the number or a full refund.
+buy-again-not-member = Buy again needs the wallet of «{ $group }», and you are no longer a member of that group. Nothing was charged.

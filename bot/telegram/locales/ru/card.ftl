@@ -13,6 +13,7 @@ card-text-code =
     Статус: { $status }
     Код: <code>{ $code }</code>
     ⏱ { $elapsed }
+card-paid-by-group = 👥 Оплачено из кошелька группы
 card-hint-waiting = Введите номер на сайте сервиса; код появится здесь сам.
 card-no-number = ещё не выдан
 card-status-purchasing = ⏳ покупаем…
@@ -28,6 +29,7 @@ card-refresh-button = 🔄 Обновить
 card-cancel-locked-button = ⏳ Отмена через { $time }
 card-cancel-button = ✖️ Отменить и вернуть деньги
 card-buy-again-button = 🔁 Купить ещё — { $price }
+card-buy-again-group-button = 🔁 Купить ещё — { $price } (кошелёк группы)
 
 card-refreshed = СМС пока нет — ждём.
 card-code-arrived = Код пришёл!

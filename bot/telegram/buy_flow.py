@@ -1,0 +1,326 @@
+"""The Telegram side of the one buy path: read a buy button's tap, hand it to the buy service
+(`bot.services.buying`), and show its outcome where the user looks.
+
+Private chats, groups and "Buy again" all come through `handle_buy_tap`; only the words differ
+where the group's wallet pays (the group's balance, the member's limit). Every outcome ends in
+an answer with a next step, and says whether anything was charged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+
+from bot.config import Settings
+from bot.money import format_usd
+from bot.services.buying import (
+    Bought,
+    Buying,
+    BuyOutcome,
+    Gone,
+    InLine,
+    Insufficient,
+    LimitReached,
+    LineFull,
+    Membership,
+    NotMember,
+    Pending,
+    PriceChanged,
+    Rejected,
+    Repeated,
+    Tap,
+)
+from bot.services.catalogue import Catalogue
+from bot.services.errors import UpstreamBalanceExhausted
+from bot.services.purchase_queue import PurchaseQueue, Queued
+from bot.telegram.callbacks import BuyCb
+from bot.telegram.i18n import Translator
+from bot.telegram.keyboards import (
+    confirm_price_keyboard,
+    insufficient_keyboard,
+    pools_keyboard,
+    retry_keyboard,
+    services_button_keyboard,
+)
+from bot.telegram.queue_notify import QueueNotifier, render_place
+from bot.telegram.texts import render_card
+from storage.models import Activation, Chat, User, Wallet
+from storage.repo import Repo
+
+logger = logging.getLogger(__name__)
+
+_RETRY_SECONDS_FALLBACK = 10
+# getChatMember statuses of someone who is in the group.
+_MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "restricted"})
+
+
+def membership(bot: Bot) -> Membership:
+    """Telegram's answer to "is this user in that group?", asked every time: someone who left
+    must lose the group's money at once. Fails closed."""
+
+    async def is_member(chat_id: int, user_id: int) -> bool:
+        try:
+            member = await bot.get_chat_member(chat_id, user_id)
+        except TelegramAPIError as exc:
+            logger.warning("getChatMember(%d, %d) failed: %s", chat_id, user_id, exc)
+            return False
+        if member.status == "restricted":
+            return bool(getattr(member, "is_member", False))
+        return member.status in _MEMBER_STATUSES
+
+    return is_member
+
+
+def topup_howto(t: Translator, settings: Settings) -> str:
+    return t("balance-topup-sandbox" if settings.sandbox_mode else "balance-topup-admin")
+
+
+class BuyView:
+    """Everything one tap's answer needs; built per tap by the handler."""
+
+    def __init__(
+        self,
+        query: CallbackQuery,
+        message: Message,
+        *,
+        bot: Bot,
+        repo: Repo,
+        catalogue: Catalogue,
+        settings: Settings,
+        queue: PurchaseQueue,
+        notifier: QueueNotifier,
+        user: User,
+        t: Translator,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        self.query = query
+        self.message = message
+        self.chat_id = message.chat.id
+        self.bot = bot
+        self.repo = repo
+        self.catalogue = catalogue
+        self.settings = settings
+        self.queue = queue
+        self.notifier = notifier
+        self.user = user
+        self.t = t
+        self.callback_answer = callback_answer
+
+    async def say(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        """A new message in the chat the button lives in."""
+        await self.bot.send_message(self.chat_id, text, reply_markup=markup)
+
+    async def started(self, place: int | None) -> None:
+        """The purchase is in the queue's hands: stop the spinner now, with the place in line
+        or "buying…", while the purchase runs."""
+        t = self.t
+        toast = (
+            t.plain("buy-started") if place is None else t.plain("queue-joined-answer", place=place)
+        )
+        self.callback_answer.disable()
+        try:
+            await self.query.answer(toast)
+        except TelegramAPIError as exc:
+            # Only the toast is lost; the purchase is under way and its message follows.
+            logger.info("could not answer the buy tap: %s", exc)
+
+    # --- where a purchase is shown --------------------------------------------------------
+
+    async def show(self, result: Activation | Queued) -> None:
+        """The card (or the place in line, which becomes the card). A purchase on a group's
+        money made in that group goes to the buyer privately when they want it so and can be
+        written to, otherwise to the group; anything else goes where the button was."""
+        activation = result.activation if isinstance(result, Queued) else result
+        in_its_group = self.chat_id < 0 and activation.chat_id == self.chat_id
+        if not in_its_group:
+            await self._show_in(self.chat_id, result)
+            return
+        user, t = self.user, self.t
+        if await self.repo.users.group_codes(user.id) == "private":
+            try:
+                await self._show_in(user.id, result)
+            except (TelegramForbiddenError, TelegramBadRequest) as exc:
+                logger.info("user %d cannot get the card privately: %s", user.id, exc.message)
+            else:
+                key = (
+                    "group-queued-private" if isinstance(result, Queued) else "group-bought-private"
+                )
+                await self.say(t(key, name=user.first_name, service=activation.service_name))
+                return
+            await self.say(t("group-start-hint", name=user.first_name))
+        await self._show_in(self.chat_id, result)
+
+    async def _show_in(self, chat_id: int, result: Activation | Queued) -> None:
+        if isinstance(result, Queued):
+            await self._show_place(chat_id, result)
+            return
+        text, markup = render_card(result, self.t, time.time())
+        sent = await self.bot.send_message(chat_id, text, reply_markup=markup)
+        await self.repo.activations.set_card(result.id, chat_id, sent.message_id)
+
+    async def _show_place(self, chat_id: int, queued: Queued) -> None:
+        """The buyer's place in line; the message becomes the card once served."""
+        t = self.t
+        text, markup = render_place(queued.activation, queued.place, queued.wait, t)
+        sent = await self.bot.send_message(chat_id, text, reply_markup=markup)
+        settled = await self.queue.attach_message(queued.activation.id, chat_id, sent.message_id)
+        if settled is None:
+            self.notifier.shown(queued.activation.id, queued.place, queued.wait)
+            return
+        # Served (and settled) in the moment before its message existed: draw the card now.
+        card, card_markup = render_card(settled, t, time.time())
+        try:
+            await sent.edit_text(card, reply_markup=card_markup)
+        except TelegramBadRequest as exc:
+            if "message is not modified" not in exc.message:
+                logger.info("cannot turn activation %d's place into its card: %s", settled.id, exc)
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    async def render(self, outcome: BuyOutcome, country: str) -> None:
+        t = self.t
+        match outcome:
+            case Bought(activation=activation):
+                await self.show(activation)
+            case InLine(queued=queued):
+                await self.show(queued)
+            case Repeated():
+                await self._repeated(outcome)
+            case Gone(ref=ref):
+                await self.say(t("buy-gone", name=ref), services_button_keyboard(t, country))
+            case PriceChanged(quote=quote, shown=shown):
+                # Never charge a price the user did not see: show the new one and ask.
+                await self.say(
+                    t(
+                        "buy-price-changed",
+                        name=quote.service.name,
+                        price=format_usd(quote.price_units),
+                        old=format_usd(shown),
+                    ),
+                    confirm_price_keyboard(
+                        t, country, quote.service, quote.provider_id, quote.price_units
+                    ),
+                )
+            case Insufficient(needed=needed, balance=balance, group=group):
+                if group is not None:
+                    await self.say(
+                        t(
+                            "group-insufficient",
+                            name=self.user.first_name,
+                            price=format_usd(needed),
+                            balance=format_usd(balance),
+                        )
+                    )
+                else:
+                    text = t(
+                        "buy-insufficient",
+                        price=format_usd(needed),
+                        balance=format_usd(balance),
+                        howto=topup_howto(t, self.settings),
+                    )
+                    await self.say(text, insufficient_keyboard(t, country))
+            case LimitReached(limit=limit, spent=spent, needed=needed):
+                await self.say(
+                    t(
+                        "group-limit-reached",
+                        name=self.user.first_name,
+                        limit=format_usd(limit),
+                        spent=format_usd(spent),
+                        price=format_usd(needed),
+                    )
+                )
+            case LineFull(limit=limit):
+                await self.say(t("queue-full", limit=limit))
+            case NotMember(group=group):
+                await self.say(t("buy-again-not-member", group=group.title or str(group.id)))
+            case Pending(activation=activation, quote=quote):
+                await self.say(t("buy-pending", name=quote.service.name))
+                await self.show(activation)
+            case Rejected():
+                await self._rejected(outcome, country)
+
+    async def _repeated(self, outcome: Repeated) -> None:
+        """The same button again (a double tap, a tap on an old message): buy nothing."""
+        existing, t, answer = outcome.activation, self.t, self.callback_answer
+        if outcome.place is not None:
+            answer.text = t.plain("queue-already-answer", place=outcome.place)
+        elif existing.state == "failed":
+            answer.text = t.plain("buy-failed")
+        elif existing.state in ("purchasing", "unknown"):
+            answer.text = t.plain("buy-already-pending")
+        else:
+            answer.text = t.plain("buy-already")
+            if existing.card_message_id is None:
+                # The first tap bought but never showed the card (it crashed or was stopped).
+                await self.show(existing)
+
+    async def _rejected(self, outcome: Rejected, country: str) -> None:
+        t, exc, quote = self.t, outcome.error, outcome.quote
+        service = quote.service
+        code = exc.upstream_code
+        logger.info("purchase of %s rejected: %s", service.code, code)
+        if isinstance(exc, UpstreamBalanceExhausted):
+            await self.say(t("buy-unavailable"), services_button_keyboard(t, country))
+            return
+        if code == "OUT_OF_STOCK":
+            # Stock moved: look again, so the alternatives offered are ones that exist now.
+            self.catalogue.invalidate(country)
+            fresh = await self.catalogue.find(country, service.ref) or service
+            if quote.provider_id is not None:
+                await self.say(
+                    t("buy-out-of-stock-pool", pool=quote.provider_id, name=fresh.name),
+                    pools_keyboard(t, fresh, country=country, excluding=quote.provider_id),
+                )
+            else:
+                await self.say(
+                    t("buy-out-of-stock", name=fresh.name),
+                    retry_keyboard(t, country, fresh, None, fresh.price_units),
+                )
+            return
+        if code == "PRICE_VERIFICATION_FAILED":
+            self.catalogue.invalidate(country)
+            await self.say(t("buy-price-verification"), services_button_keyboard(t, country))
+            return
+        retry = retry_keyboard(t, country, service, quote.provider_id, quote.price_units)
+        if code == "RATE_LIMITED":
+            seconds = round(exc.retry_after) if exc.retry_after else _RETRY_SECONDS_FALLBACK
+            await self.say(t("buy-rate-limited", seconds=max(1, seconds)), retry)
+            return
+        if code in ("PROVIDER_ERROR", "SERVER_ERROR", "CONCURRENT_ERROR", "UPSTREAM_UNREACHABLE"):
+            await self.say(t("buy-provider-error"), retry)
+            return
+        if not exc.retryable:
+            await self.say(t("buy-unavailable"), services_button_keyboard(t, country))
+            return
+        await self.say(t("buy-failed"), retry)
+
+
+async def handle_buy_tap(
+    view: BuyView,
+    buying: Buying,
+    callback_data: BuyCb,
+    *,
+    wallet: Wallet,
+    group: Chat | None,
+) -> None:
+    """A buy button was pressed: buy through the one buy path and show what came of it.
+    `wallet` pays unless the button repeats a purchase another wallet paid; `group` is the
+    group the button was pressed in."""
+    tap = Tap(
+        user_id=view.user.id,
+        chat_id=view.chat_id,
+        wallet=wallet,
+        group=group,
+        country=callback_data.country,
+        ref=callback_data.ref,
+        pool=callback_data.pool or None,
+        price=callback_data.price,
+        nonce=callback_data.nonce,
+    )
+    outcome = await buying.buy(tap, started=view.started)
+    await view.render(outcome, callback_data.country)
