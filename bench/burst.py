@@ -44,7 +44,7 @@ from bot.app import App, create_app
 from bot.config import Settings
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser, FloodLimits
 from bot.ledger_check import check_ledger
-from bot.services import wallet as wallet_service
+from bot.services import money
 from bot.services.poller import install as install_delivery
 from bot.services.purchase import token_of
 
@@ -149,7 +149,7 @@ async def _setup_buyer(
     menu = await user.wait_for(after=await user.send("/start"), timeout=30)
     wallet = await app.repo.wallets.get_by_owner("user", user_id)
     assert wallet is not None
-    await wallet_service.credit(app.db, wallet.id, FUNDS, actor_id=0, note="burst bench")
+    await money.credit(app.repo, wallet.id, FUNDS, actor_id=0, note="burst bench")
     await user.press(menu, "🛒", timeout=30)
     services = await user.wait_for_edit(menu, timeout=30)
     return user, services

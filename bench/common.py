@@ -33,9 +33,11 @@ from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
 from bot.emulator import BotAPIEmulator, FloodLimits
 from bot.sandbox import API_PREFIX, SandboxControl
+from bot.services import money
 from bot.services import wallet as wallet_service
+from bot.services.money import PurchaseRequest
 from bot.services.poller import Delivery, build_delivery
-from bot.services.purchase import PurchaseRequest, purchase
+from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.i18n import I18n
 from bot.telegram.texts import render_card
 from storage.db import Database
@@ -121,6 +123,8 @@ class Rig:
     repo: Repo
     client: DaisySimClient
     provision_client: DaisySimClient
+    # Buys the numbers a benchmark starts with, the way a tap does (through the queue).
+    provision_queue: PurchaseQueue
     bot: Bot
     i18n: I18n
     delivery: Delivery
@@ -182,6 +186,11 @@ async def rig(
                 limits=RateLimits(purchase=PROVISION_PURCHASE_LIMIT).scaled(time_scale),
             )
             astack.push_async_callback(provision_client.aclose)
+            provision_queue = PurchaseQueue(
+                Repo(db), provision_client, cancel_lock_seconds=settings.cancel_lock_seconds
+            )
+            await provision_queue.start()
+            astack.push_async_callback(provision_queue.stop)
             bot = Bot(
                 token=TOKEN,
                 session=emulator.aiogram_session(),
@@ -200,6 +209,7 @@ async def rig(
                 repo=Repo(db),
                 client=client,
                 provision_client=provision_client,
+                provision_queue=provision_queue,
                 bot=bot,
                 i18n=i18n,
                 delivery=delivery,
@@ -228,11 +238,9 @@ async def _provision_one(the_rig: Rig, user_id: int, with_cards: bool) -> Activa
     user = the_rig.emulator.user(user_id, f"U{user_id}")
     await user.send("/start")  # nobody polls: it only marks the chat as started
     await repo.users.upsert(user_id, username=None, first_name=f"U{user_id}", language="en")
-    wallet = await wallet_service.get_or_create_user_wallet(the_rig.db, user_id)
-    await wallet_service.credit(the_rig.db, wallet.id, price, actor_id=0, note="bench")
-    activation = await purchase(
-        the_rig.db,
-        the_rig.provision_client,
+    wallet = await wallet_service.get_or_create_user_wallet(repo, user_id)
+    await money.credit(repo, wallet.id, price, actor_id=0, note="bench")
+    activation = await the_rig.provision_queue.buy(
         PurchaseRequest(
             user_id=user_id,
             wallet_id=wallet.id,
@@ -243,8 +251,9 @@ async def _provision_one(the_rig: Rig, user_id: int, with_cards: bool) -> Activa
             idempotency_key=f"{user_id}:{secrets.token_hex(4)}",
             chat_id=user_id,
         ),
-        cancel_lock_seconds=the_rig.settings.cancel_lock_seconds,
     )
+    # The provisioning limit leaves room for every purchase: none waits in line.
+    assert isinstance(activation, Activation), activation
     if with_cards:
         text, markup = render_card(activation, the_rig.i18n.translator("en"), time.time())
         message = await the_rig.bot.send_message(user_id, text, reply_markup=markup)

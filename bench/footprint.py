@@ -88,7 +88,8 @@ def rss_mb() -> tuple[float, float]:
 async def provision(sandbox: Sandbox, count: int) -> list[tuple[Purchase, str]]:
     """`count` real waiting numbers upstream, each tagged like the bot tags its purchases."""
     from bot.daisysim import DaisySimClient, RateLimits
-    from bot.services.purchase import new_recon_token, reconciliation_tag
+    from bot.services.money import new_recon_token
+    from bot.services.purchase import reconciliation_tag
 
     limits = RateLimits(purchase=PROVISION_LIMIT).scaled(sandbox.config.time_scale)
     bought: list[tuple[Purchase, str]] = []
@@ -120,7 +121,7 @@ async def seed(path: Path, users: int, finished: int, waiting: list[tuple[Purcha
 def _bulk_insert(
     path: Path, users: int, finished: int, waiting: list[tuple[Purchase, str]]
 ) -> None:
-    from bot.services.purchase import new_recon_token
+    from bot.services.money import new_recon_token
 
     rng = random.Random(5)
     now = time.time()

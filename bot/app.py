@@ -28,12 +28,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import lazy_types
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
+from bot.services import admin as admin_service
+from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
 from bot.telegram import queue_notify
+from bot.telegram.buy_flow import membership
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.telegram.i18n import LANGUAGES, I18n
 from bot.telegram.limits import TelegramLimiter
-from bot.telegram.middlewares import InflightMiddleware, KeyedLocks, UserMiddleware
+from bot.telegram.middlewares import InflightMiddleware, UserMiddleware
+from bot.telegram.outbox import OutboxSender
 from handlers import build_routers
 from storage.db import Database
 from storage.repo import Repo
@@ -177,7 +181,6 @@ async def create_app(
         catalogue=catalogue,
         i18n=i18n,
         scheduler=scheduler,
-        buy_locks=KeyedLocks(),
     )
     app = App(
         settings=settings,
@@ -194,7 +197,18 @@ async def create_app(
     )
     dp["app"] = app
     # Purchases beyond the upstream's rate limit wait in a fair line (`purchase_queue`).
-    queue_notify.install(app)
+    queue, _ = queue_notify.install(app)
+
+    async def upstream_exhausted() -> None:
+        # Our DaisySim account is empty: every purchase fails until it is topped up.
+        if await admin_service.alert_upstream_exhausted(db, settings, i18n):
+            sender = dp.get("outbox")
+            if isinstance(sender, OutboxSender):
+                sender.wake()
+
+    dp["buying"] = Buying(
+        repo, catalogue, queue, membership=membership(bot), upstream_exhausted=upstream_exhausted
+    )
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(UpdateContextMiddleware())
 

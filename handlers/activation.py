@@ -34,7 +34,7 @@ from storage.repo import Repo
 logger = logging.getLogger(__name__)
 
 
-async def check_now(db: Database, client: DaisySimClient, activation: Activation) -> bool:
+async def check_now(repo: Repo, client: DaisySimClient, activation: Activation) -> bool:
     """Ask the upstream about one waiting activation now (check-all with one id) and settle
     what it says; returns whether a code was stored by this call.
 
@@ -48,9 +48,9 @@ async def check_now(db: Database, client: DaisySimClient, activation: Activation
     if result is None or result.is_waiting:
         return False
     if result.status == COMPLETED and result.code:
-        return await activation_service.complete(db, activation.id, result.code)
+        return await activation_service.complete(repo, activation.id, result.code)
     if result.is_final:
-        await activation_service.resolve_gone(db, activation.id, reason=result.status)
+        await activation_service.resolve_gone(repo, activation.id, reason=result.status)
     return False
 
 
@@ -88,7 +88,7 @@ async def act_on_card(
             query,
             activation,
             bot,
-            db,
+            repo,
             daisysim,
             user,
             t,
@@ -109,7 +109,7 @@ async def _refresh(
     callback_answer: CallbackAnswer,
 ) -> None:
     try:
-        got_code = await check_now(db, daisysim, activation)
+        got_code = await check_now(repo, daisysim, activation)
     except RateLimited as exc:
         callback_answer.text = t.plain("card-busy", seconds=max(1, round(exc.retry_after)))
         return
@@ -136,7 +136,7 @@ async def _cancel(
     query: CallbackQuery,
     activation: Activation,
     bot: Bot,
-    db: Database,
+    repo: Repo,
     daisysim: DaisySimClient,
     user: User,
     t: Translator,
@@ -158,7 +158,7 @@ async def _cancel(
         return
     try:
         after = await activation_service.cancel(
-            db,
+            repo,
             daisysim,
             activation.id,
             actor_id=user.id,

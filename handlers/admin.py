@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,10 +36,10 @@ from bot.daisysim import DaisySimClient
 from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.errors import InsufficientFunds
+from bot.services.money import Movement, NoticeHook
 from bot.services.topup import (
     AlreadyRefundedUpstream,
     BadAmount,
-    Notice,
     PaymentNotFound,
     RefundPending,
     RefundRefused,
@@ -52,6 +51,7 @@ from bot.services.topup import (
 )
 from bot.telegram.callbacks import AdminAction, AdminCb, new_nonce
 from bot.telegram.i18n import I18n, Translator
+from bot.telegram.notices import movement_notice, payment_notice
 from bot.telegram.outbox import OutboxSender, message_payload
 from bot.telegram.texts import format_date
 from handlers.common import edit_or_send
@@ -226,14 +226,14 @@ def topup_confirm(t: Translator, user: User, units: int) -> tuple[str, InlineKey
     return text, _kb([[ok], [_btn(t.plain("admin-back-button"), AdminAction.USER, id=user.id)]])
 
 
-def _topup_notice(i18n: I18n, user: User, units: int) -> Callable[[Wallet], Notice]:
+def _topup_notice(repo: Repo, i18n: I18n, user: User, units: int) -> NoticeHook:
     t = i18n.translator(user.language)
 
-    def notice(after: Wallet) -> Notice:
-        text = t("topup-admin-notice", amount=format_usd(units), balance=format_usd(after.balance))
-        return Notice(user.id, message_payload(text))
+    def render(moved: Movement) -> dict[str, Any]:
+        balance = format_usd(moved.wallet.balance)
+        return message_payload(t("topup-admin-notice", amount=format_usd(units), balance=balance))
 
-    return notice
+    return movement_notice(repo, user.id, render, dedupe="topup")
 
 
 def amount_problem(t: Translator, exc: BadAmount) -> str:
@@ -501,12 +501,12 @@ def build_router() -> Router:
             return t("admin-user-no-wallet", id=user.id)
         try:
             result = await admin_topup(
-                db,
+                repo,
                 wallet_id=wallet.id,
                 amount_units=units,
                 admin_id=admin.id,
                 key=key,
-                notice=_topup_notice(i18n, user, units),
+                notice=_topup_notice(repo, i18n, user, units),
             )
         except BadAmount as exc:
             return amount_problem(t, exc)
@@ -709,22 +709,22 @@ def build_router() -> Router:
         in_group = wallet is not None and wallet.owner_kind == "group"
         chat_id = wallet.owner_id if wallet is not None and in_group else payment.user_id
 
-        def notice(after: Wallet, done: Payment) -> Notice:
+        def render(after: Wallet, done: Payment) -> dict[str, Any]:
             text = pt(
                 "topup-refunded",
                 stars=done.stars,
                 amount=format_usd(done.amount_units),
                 balance=format_usd(after.balance),
             )
-            return Notice(chat_id, message_payload(text))
+            return message_payload(text)
 
         try:
             result = await refund_stars_payment(
-                db,
+                repo,
                 payment_id,
                 actor_id=admin.id,
                 telegram_refund=telegram_refunder(bot),
-                notice=notice,
+                notice=payment_notice(repo, chat_id, render, dedupe="stars-refund"),
             )
         except PaymentNotFound:
             return t("admin-payment-unknown")

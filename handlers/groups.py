@@ -31,17 +31,14 @@ from bot.config import Settings
 from bot.daisysim import DaisySimClient
 from bot.money import UNITS_PER_USD, format_usd
 from bot.services import groups as group_service
+from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue, Service, page_of
 from bot.services.errors import (
-    DailyLimitExceeded,
     InsufficientFunds,
-    PurchasePending,
-    PurchaseRejected,
-    UpstreamBalanceExhausted,
 )
-from bot.services.purchase import PurchaseRequest
-from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
+from bot.services.purchase_queue import PurchaseQueue, Queued
 from bot.services.topup import BadAmount, parse_amount, stars_for
+from bot.telegram.buy_flow import BuyView, handle_buy_tap
 from bot.telegram.callbacks import (
     ActCb,
     BuyCb,
@@ -57,18 +54,12 @@ from bot.telegram.callbacks import (
 from bot.telegram.i18n import LANGUAGES, I18n, Translator, language_for
 from bot.telegram.keyboards import (
     buy_button,
-    confirm_price_keyboard,
     pools_keyboard,
-    retry_keyboard,
 )
 from bot.telegram.keyboards import service_label as plain_service_label
-from bot.telegram.middlewares import KeyedLocks
-from bot.telegram.outbox import OutboxSender
 from bot.telegram.queue_notify import QueueNotifier
 from handlers.activation import act_on_card
-from handlers.admin import alert_upstream_exhausted
 from handlers.common import edit_or_send, send_card
-from handlers.purchase import start_purchase
 from handlers.queue import show_place
 from handlers.topup import preset_units, send_stars_invoice
 from storage.db import Database
@@ -122,7 +113,7 @@ async def group_context(db: Database, repo: Repo, message: Message) -> tuple[Cha
     wallet = await group_service.group_wallet(repo, message.chat.id)
     if chat is None or wallet is None:
         chat, wallet, _ = await group_service.ensure_group(
-            db, message.chat.id, chat_type=message.chat.type, title=message.chat.title
+            repo, message.chat.id, chat_type=message.chat.type, title=message.chat.title
         )
     return chat, wallet
 
@@ -310,7 +301,7 @@ def build_router() -> Router:
             return
         if status in PRESENT_STATUSES and was not in PRESENT_STATUSES:
             _, wallet, _ = await group_service.ensure_group(
-                db, event.chat.id, chat_type=event.chat.type, title=event.chat.title
+                repo, event.chat.id, chat_type=event.chat.type, title=event.chat.title
             )
             stored = await repo.users.get(event.from_user.id)
             lang = stored.language if stored else language_for(event.from_user.language_code)
@@ -324,12 +315,12 @@ def build_router() -> Router:
             logger.info("removed from group %d (%s)", event.chat.id, status)
 
     @group.message(F.migrate_to_chat_id)
-    async def migrated(message: Message, db: Database) -> None:
+    async def migrated(message: Message, repo: Repo) -> None:
         # A group that became a supergroup gets a new id: its money and limit move along.
         new_id = message.migrate_to_chat_id
         assert new_id is not None
         moved = await group_service.migrate_group(
-            db, message.chat.id, new_id, title=message.chat.title
+            repo, message.chat.id, new_id, title=message.chat.title
         )
         logger.info("group %d became %d; %d units moved", message.chat.id, new_id, moved)
 
@@ -431,7 +422,7 @@ def build_router() -> Router:
         chat, _ = await group_context(db, repo, message)
         try:
             result = await group_service.fund_group(
-                db, chat_id=chat.id, from_user_id=user.id, amount_units=units, key=key
+                repo, chat_id=chat.id, from_user_id=user.id, amount_units=units, key=key
             )
         except InsufficientFunds as exc:
             return t(
@@ -443,7 +434,7 @@ def build_router() -> Router:
             "group-funded",
             name=user.first_name,
             amount=format_usd(units),
-            balance=format_usd(result.target.balance),
+            balance=format_usd(result.counterparty.balance if result.counterparty else 0),
         )
 
     @group.callback_query(GroupCb.filter(F.action == GroupAction.FUND_AMOUNT))
@@ -563,7 +554,7 @@ def build_router() -> Router:
         db: Database, repo: Repo, message: Message, units: int | None, t: Translator
     ) -> str:
         await group_context(db, repo, message)
-        chat = await group_service.set_member_limit(db, message.chat.id, units)
+        chat = await group_service.set_member_limit(repo, message.chat.id, units)
         return t("group-limit-set", limit=_limit_text(t, chat.member_daily_limit_units))
 
     @group.callback_query(GroupCb.filter(F.action == GroupAction.LIMIT_SET))
@@ -739,150 +730,34 @@ def build_router() -> Router:
         bot: Bot,
         db: Database,
         repo: Repo,
-        daisysim: DaisySimClient,
         catalogue: Catalogue,
         settings: Settings,
-        buy_locks: KeyedLocks,
-        i18n: I18n,
+        buying: Buying,
+        purchase_queue: PurchaseQueue,
+        queue_notifier: QueueNotifier,
         user: User,
         t: Translator,
         callback_answer: CallbackAnswer,
-        outbox: OutboxSender | None = None,
-        purchase_queue: PurchaseQueue | None = None,
-        queue_notifier: QueueNotifier | None = None,
     ) -> None:
         message = query.message
         if not isinstance(message, Message):
             return
         chat, wallet = await group_context(db, repo, message)
-        key = f"{user.id}:{callback_data.nonce}"
-        async with buy_locks.hold(key):
-            existing = await repo.activations.get_by_key(key)
-            if existing is not None:
-                queued = (
-                    await purchase_queue.place_of(existing.id)
-                    if purchase_queue is not None
-                    else None
-                )
-                if queued is not None:
-                    callback_answer.text = t.plain("queue-already-answer", place=queued.place)
-                elif existing.state in ("purchasing", "unknown"):
-                    callback_answer.text = t.plain("buy-already-pending")
-                else:
-                    callback_answer.text = t.plain(
-                        "buy-failed" if existing.state == "failed" else "buy-already"
-                    )
-                return
-            country = callback_data.country
-            pool = callback_data.pool or None
-            quote = await catalogue.quote(country, callback_data.ref, pool)
-            if quote is None:
-                await message.answer(t("buy-gone", name=callback_data.ref))
-                return
-            if quote.price_units != callback_data.price:
-                await message.answer(
-                    t(
-                        "buy-price-changed",
-                        name=quote.service.name,
-                        price=format_usd(quote.price_units),
-                        old=format_usd(callback_data.price),
-                    ),
-                    reply_markup=confirm_price_keyboard(
-                        t, country, quote.service, pool, quote.price_units
-                    ),
-                )
-                return
-            request = PurchaseRequest(
-                user_id=user.id,
-                wallet_id=wallet.id,
-                service_code=quote.service.code,
-                service_name=quote.service.name,
-                user_price=callback_data.price,
-                upstream_price=quote.upstream_units,
-                idempotency_key=key,
-                country=country,
-                provider_id=quote.provider_id,
-                chat_id=chat.id,
-                # Checked by the purchase service in the transaction that holds the money.
-                member_daily_limit=chat.member_daily_limit_units,
-            )
-            try:
-                # The group's members wait in the same fair line as everyone else.
-                result = await start_purchase(
-                    query, request, t, callback_answer, db, daisysim, settings, purchase_queue
-                )
-            except QueueFull as exc:
-                await message.answer(t("queue-full", limit=exc.limit))
-                return
-            except InsufficientFunds as exc:
-                await message.answer(
-                    t(
-                        "group-insufficient",
-                        name=user.first_name,
-                        price=format_usd(exc.needed),
-                        balance=format_usd(exc.balance),
-                    )
-                )
-                return
-            except DailyLimitExceeded as exc:
-                await message.answer(
-                    t(
-                        "group-limit-reached",
-                        name=user.first_name,
-                        limit=format_usd(exc.limit),
-                        spent=format_usd(exc.spent),
-                        price=format_usd(exc.needed),
-                    )
-                )
-                return
-            except PurchaseRejected as exc:
-                if isinstance(exc, UpstreamBalanceExhausted):
-                    await alert_upstream_exhausted(db, settings, i18n, outbox)
-                await rejected(
-                    message, exc, quote.service, quote.provider_id, country, t, catalogue
-                )
-                return
-            except PurchasePending as exc:
-                await message.answer(t("buy-pending", name=quote.service.name))
-                await deliver(bot, repo, chat.id, exc.activation, user, t)
-                return
-            await deliver(bot, repo, chat.id, result, user, t, purchase_queue, queue_notifier)
-
-    async def rejected(
-        message: Message,
-        exc: PurchaseRejected,
-        service: Service,
-        provider_id: str | None,
-        country: str,
-        t: Translator,
-        catalogue: Catalogue,
-    ) -> None:
-        code = exc.upstream_code
-        if code == "OUT_OF_STOCK":
-            catalogue.invalidate(country)
-            fresh = await catalogue.find(country, service.ref) or service
-            if provider_id is not None:
-                await message.answer(
-                    t("buy-out-of-stock-pool", pool=provider_id, name=fresh.name),
-                    reply_markup=pools_keyboard(t, fresh, country=country, excluding=provider_id),
-                )
-            else:
-                await message.answer(
-                    t("buy-out-of-stock", name=fresh.name),
-                    reply_markup=retry_keyboard(t, country, fresh, None, fresh.price_units),
-                )
-            return
-        if code == "PRICE_VERIFICATION_FAILED":
-            catalogue.invalidate(country)
-            await message.answer(t("buy-price-verification"))
-            return
-        if isinstance(exc, UpstreamBalanceExhausted) or not exc.retryable:
-            await message.answer(t("buy-unavailable"))
-            return
-        await message.answer(
-            t("buy-failed"),
-            reply_markup=retry_keyboard(t, country, service, provider_id, service.price_units),
+        view = BuyView(
+            query,
+            message,
+            bot=bot,
+            repo=repo,
+            catalogue=catalogue,
+            settings=settings,
+            queue=purchase_queue,
+            notifier=queue_notifier,
+            user=user,
+            t=t,
+            callback_answer=callback_answer,
         )
+        # The group's wallet pays, within the member's daily limit.
+        await handle_buy_tap(view, buying, callback_data, wallet=wallet, group=chat)
 
     # --- the cards of group purchases -----------------------------------------------------
 

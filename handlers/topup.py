@@ -8,6 +8,7 @@ pre-checkout and payment handlers do not care whose wallet the invoice names.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
@@ -26,7 +27,6 @@ from bot.services import admin as admin_service
 from bot.services.topup import (
     STARS_CURRENCY,
     STARS_PRESETS_USD,
-    Notice,
     PaymentNotCredited,
     check_pre_checkout,
     new_invoice,
@@ -34,6 +34,7 @@ from bot.services.topup import (
 )
 from bot.telegram.callbacks import MenuAction, MenuCb, TopupCb
 from bot.telegram.i18n import I18n, Translator, language_for
+from bot.telegram.notices import payment_notice
 from bot.telegram.outbox import OutboxSender, message_payload
 from handlers.common import edit_or_send
 from storage.db import Database
@@ -143,7 +144,7 @@ def build_router() -> Router:
     @router.pre_checkout_query()
     async def pre_checkout(query: PreCheckoutQuery, db: Database, repo: Repo, i18n: I18n) -> None:
         problem = await check_pre_checkout(
-            db,
+            repo,
             payer_id=query.from_user.id,
             payload=query.invoice_payload,
             currency=query.currency,
@@ -179,7 +180,7 @@ def build_router() -> Router:
         chat_id = message.chat.id
         in_group = message.chat.type != "private"
 
-        def notice(after: Wallet, payment: Payment) -> Notice:
+        def render(after: Wallet, payment: Payment) -> dict[str, Any]:
             args: dict[str, str | int] = {
                 "amount": format_usd(payment.amount_units),
                 "stars": payment.stars,
@@ -189,17 +190,17 @@ def build_router() -> Router:
                 text = t("group-paid", name=user.first_name, **args)
             else:
                 text = t("topup-paid", **args)
-            return Notice(chat_id, message_payload(text, reply_to_message_id=message.message_id))
+            return message_payload(text, reply_to_message_id=message.message_id)
 
         try:
             credit = await record_stars_payment(
-                db,
+                repo,
                 payer_id=user.id,
                 charge_id=paid.telegram_payment_charge_id,
                 payload=paid.invoice_payload,
                 currency=paid.currency,
                 total_amount=paid.total_amount,
-                notice=notice,
+                notice=payment_notice(repo, chat_id, render, dedupe="stars"),
             )
         except PaymentNotCredited as exc:
             failure = exc

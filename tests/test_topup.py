@@ -424,6 +424,7 @@ async def test_group_funding_moves_money_once_per_key(db: Database) -> None:
     twice = await group_service.fund_group(
         Repo(db), chat_id=-500, from_user_id=1001, amount_units=30_000, key="a"
     )
+    assert funded.counterparty is not None
     assert funded.counterparty.balance == 30_000
     assert twice.duplicate
     assert await wallet_balance(db, personal.id) == 70_000

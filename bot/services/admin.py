@@ -24,8 +24,8 @@ from bot.daisysim import DaisySimClient, DaisySimError
 from bot.money import UNITS_PER_USD, to_decimal
 from bot.services.catalogue import MARKUP_FIXED_UNITS_KEY, MARKUP_PERCENT_KEY, Markup
 from bot.services.errors import AppError
-from bot.services.topup import BadAmount, parse_amount
 from bot.services.money import day_start
+from bot.services.topup import BadAmount, parse_amount
 from bot.telegram.outbox import enqueue, message_payload
 from storage.db import Database
 from storage.models import ACTIVE_STATES, Broadcast, LedgerEntry, Sales, User

@@ -138,7 +138,7 @@ class LineFull:
 
 @dataclass(frozen=True, slots=True)
 class NotMember:
-    """"Buy again" of a number the group paid, by someone who is no longer in that group."""
+    """ "Buy again" of a number the group paid, by someone who is no longer in that group."""
 
     group: Chat
 
@@ -191,6 +191,8 @@ class Membership(Protocol):
 # Called once the purchase is in the queue's hands: `place` in line, or None when its call is
 # on its way. The edge answers the tap here, so the spinner stops while the purchase runs.
 Started = Callable[[int | None], Awaitable[None]]
+# Shows the outcome to the user (the edge renders it).
+Show = Callable[["BuyOutcome"], Awaitable[None]]
 # The upstream account is empty (INSUFFICIENT_BALANCE): the admins must be told.
 UpstreamExhausted = Callable[[], Awaitable[None]]
 
@@ -249,23 +251,31 @@ class Buying:
         self._upstream_exhausted = upstream_exhausted
         self.locks = KeyedLocks()
 
-    async def buy(self, tap: Tap, *, started: Started) -> BuyOutcome:
+    async def buy(self, tap: Tap, *, started: Started, show: Show) -> BuyOutcome:
+        """Buy what the tap asks and `show` the outcome, both while holding the tap's key:
+        a second tap of the same button then finds the first one's card on screen, and is
+        told so rather than given a copy."""
         async with self.locks.hold(tap.key):
-            existing = await self.repo.activations.get_by_key(tap.key)
-            if existing is not None:
-                return await self._repeated(existing)
-            quote = await self.catalogue.quote(tap.country, tap.ref, tap.pool)
-            if quote is None:
-                return Gone(tap.ref)
-            if quote.price_units != tap.price:
-                # Never charge a price the user did not see.
-                return PriceChanged(quote, tap.price)
-            payer = await self._payer(tap)
-            if isinstance(payer, NotMember):
-                return payer
-            if payer.wallet.balance < quote.price_units:
-                return Insufficient(quote.price_units, payer.wallet.balance, payer.group)
-            return await self._join(tap, quote, payer, started)
+            outcome = await self._buy(tap, started)
+            await show(outcome)
+        return outcome
+
+    async def _buy(self, tap: Tap, started: Started) -> BuyOutcome:
+        existing = await self.repo.activations.get_by_key(tap.key)
+        if existing is not None:
+            return await self._repeated(existing)
+        quote = await self.catalogue.quote(tap.country, tap.ref, tap.pool)
+        if quote is None:
+            return Gone(tap.ref)
+        if quote.price_units != tap.price:
+            # Never charge a price the user did not see.
+            return PriceChanged(quote, tap.price)
+        payer = await self._payer(tap)
+        if isinstance(payer, NotMember):
+            return payer
+        if payer.wallet.balance < quote.price_units:
+            return Insufficient(quote.price_units, payer.wallet.balance, payer.group)
+        return await self._join(tap, quote, payer, started)
 
     async def _repeated(self, existing: Activation) -> Repeated:
         queued = await self.queue.place_of(existing.id)

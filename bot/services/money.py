@@ -153,9 +153,7 @@ async def debit(
             return Movement(kind, amount, wallet, None)
         if wallet.balance < amount:
             raise InsufficientFunds(needed=amount, balance=wallet.balance)
-        entry = await repo.ledger.append(
-            t, wallet_id, -amount, kind, actor_id=actor_id, note=note
-        )
+        entry = await repo.ledger.append(t, wallet_id, -amount, kind, actor_id=actor_id, note=note)
         if key is not None:
             await repo.action_keys.attach(t, key, entry.id)
         moved = Movement(kind, amount, await _wallet(repo, t, wallet_id), entry)

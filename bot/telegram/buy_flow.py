@@ -322,5 +322,7 @@ async def handle_buy_tap(
         price=callback_data.price,
         nonce=callback_data.nonce,
     )
-    outcome = await buying.buy(tap, started=view.started)
-    await view.render(outcome, callback_data.country)
+    async def show(outcome: BuyOutcome) -> None:
+        await view.render(outcome, callback_data.country)
+
+    await buying.buy(tap, started=view.started, show=show)

@@ -106,4 +106,3 @@ class InflightMiddleware(BaseMiddleware):
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-

@@ -285,7 +285,7 @@ def install(
     `purchase_queue` and `queue_notifier`, started and stopped with the dispatcher."""
     settings = app.settings
     queue = PurchaseQueue(
-        app.db,
+        app.repo,
         app.client,
         cancel_lock_seconds=settings.cancel_lock_seconds,
         max_places_per_wallet=(

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.ledger_check import check_ledger
-from bot.services import wallet as wallet_service
+from bot.services import money
 from storage.models import Activation, LedgerEntry
 
 # A phone shows these two messages with these first characters (see bot/locales/*/card.ftl).
@@ -44,7 +44,7 @@ async def fund(app: App, user_id: int, units: int) -> None:
     """An admin top-up, through the wallet service (the user must have written to the bot)."""
     wallet = await app.repo.wallets.get_by_owner("user", user_id)
     assert wallet is not None, "the user has no wallet yet: send /start first"
-    await wallet_service.credit(app.db, wallet.id, units, kind="topup", actor_id=0, note="test")
+    await money.credit(app.repo, wallet.id, units, kind="topup", actor_id=0, note="test")
 
 
 async def start(
