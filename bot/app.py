@@ -170,7 +170,7 @@ async def create_app(
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     i18n = I18n()
-    catalogue = Catalogue(client, db, settings)
+    catalogue = Catalogue(client, repo, settings)
     scheduler = AsyncIOScheduler(timezone="UTC")
     inflight = InflightMiddleware()
     dp = Dispatcher(

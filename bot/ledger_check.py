@@ -22,7 +22,8 @@ from bot.daisysim import RateLimits
 from storage.db import Database
 from storage.migrator import MigrationError, latest_version
 from storage.models import COMPLETED, REFUNDED_STATES, UNSETTLED_STATES, WAITING
-from storage.repo import ActivationAudit, Repo
+from storage.repo import Repo
+from storage.repos.audit import ActivationAudit
 
 # `purchasing`/`unknown` longer than this means reconciliation is not running or is stuck.
 DEFAULT_UNSETTLED_LIMIT_SECONDS = 3600.0
@@ -75,8 +76,10 @@ async def check_ledger(
         if p.foreign_wallet_entries:
             problems.append(f"{name}: credited to a wallet other than {p.wallet_id}")
 
-    for low, high, net in await repo.audit.unpaired_transfers():
-        problems.append(f"transfers between wallets {low} and {high} do not cancel out: {net:+d}")
+    for t in await repo.audit.unpaired_transfers():
+        problems.append(
+            f"transfers between wallets {t.low} and {t.high} do not cancel out: {t.net:+d}"
+        )
     return problems
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
@@ -47,7 +46,6 @@ LedgerKind = Literal[
     "adjustment",
     "sandbox_bonus",
 ]
-OutboxState = Literal["pending", "sent", "failed", "dropped"]
 PaymentStatus = Literal["paid", "refunded"]
 
 
@@ -152,22 +150,6 @@ class Payment:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    id: int
-    chat_id: int
-    kind: str
-    payload: dict[str, Any]
-    dedupe_key: str | None
-    state: OutboxState
-    attempts: int
-    next_attempt_at: float
-    last_error: str | None
-    created_at: float
-    sent_at: float | None
-    message_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class Sales:
     """Activations that kept their charge (a number was delivered or is still in use)."""
 
@@ -208,7 +190,5 @@ def from_row(cls: type[_T], row: Row) -> _T:
         value = row[field.name]
         if field.name in _BOOL_FIELDS:
             value = bool(value)
-        elif field.name == "payload" and cls is OutboxMessage:
-            value = json.loads(value)
         values[field.name] = value
     return cls(**values)

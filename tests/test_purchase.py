@@ -36,6 +36,7 @@ from storage.models import Activation
 from storage.repo import Repo
 from tests.fixtures.money import (
     PRICE,
+    activation_entries,
     assert_settled_consistently,
     buy,
     buy_request,
@@ -117,7 +118,7 @@ async def test_a_purchase_holds_buys_and_links(
     assert bought.purchased_at is not None
     assert bought.cancel_after == pytest.approx(bought.purchased_at + LOCK)
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
-    entries = await Repo(db).ledger.for_activation(bought.id)
+    entries = await activation_entries(db, bought.id)
     assert [(e.kind, e.amount, e.wallet_id) for e in entries] == [("purchase", -SIGNAL, w.id)]
     assert await check_ledger(db) == []
 
@@ -393,7 +394,7 @@ async def test_concurrent_reconcilers_settle_each_activation_once(
     repo = Repo(db)
     assert (await repo.activations.get(kept.id)).state == "waiting"  # type: ignore[union-attr]
     assert (await repo.activations.get(never.id)).state == "failed"  # type: ignore[union-attr]
-    assert [e.kind for e in await repo.ledger.for_activation(never.id)] == ["purchase", "refund"]
+    assert [e.kind for e in await activation_entries(db, never.id)] == ["purchase", "refund"]
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     assert await check_ledger(db) == []
 
@@ -599,7 +600,7 @@ async def test_gone_upstream_and_busy_upstream(
     await sb.control.add_fault("cancel", "error", code="NOT_FOUND")
     after = await activations.cancel(Repo(db), client, gone.id, actor_id=1)
     assert after.state == "cancelled"
-    assert [e.kind for e in await Repo(db).ledger.for_activation(gone.id)] == ["purchase", "refund"]
+    assert [e.kind for e in await activation_entries(db, gone.id)] == ["purchase", "refund"]
     assert not await activations.resolve_gone(Repo(db), gone.id)  # already refunded: not again
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     assert await check_ledger(db) == []

@@ -37,6 +37,7 @@ from storage.models import Activation
 from storage.repo import Repo
 from tests.fixtures.money import (
     PRICE,
+    activation_entries,
     buy_request,
     make_client,
     new_user,
@@ -326,7 +327,7 @@ async def test_leaving_the_line_gives_the_whole_hold_back_once(tmp_path: Path) -
         assert left.state == "cancelled"
         assert left.error_code == LEFT_QUEUE
         assert await wallet_balance(db, leaver.id) == 100_000
-        entries = await Repo(db).ledger.for_activation(left.id)
+        entries = await activation_entries(db, left.id)
         assert [(e.kind, e.amount) for e in entries] == [("purchase", -SIGNAL), ("refund", SIGNAL)]
         assert listener.moves > moves
         # Twice, or after the purchase went out: nothing changes.

@@ -6,12 +6,14 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from storage.db import Database
 from storage.repo import Repo
+from storage.repos.outbox import OutboxItem, SentMark
 from tests.fixtures.money import new_user
 
 
@@ -165,7 +167,7 @@ async def test_the_ledger_is_append_only(db: Database, repo: Repo) -> None:
         await db.execute("UPDATE ledger SET amount = 1 WHERE wallet_id = ?", (w.id,))
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         await db.execute("DELETE FROM ledger WHERE wallet_id = ?", (w.id,))
-    assert await repo.ledger.sum_for_wallet(w.id) == 10_000
+    assert [e.amount for e in await repo.ledger.last_entries(w.id)] == [10_000]
 
 
 async def test_one_purchase_and_one_refund_per_activation(db: Database, repo: Repo) -> None:
@@ -290,7 +292,8 @@ async def test_ledger_queries(db: Database, repo: Repo) -> None:
     assert [e.amount for e in page2] == [200, 100]
     assert await repo.ledger.totals_by_kind() == {"topup": 1500, "adjustment": -50}
     assert await repo.ledger.totals_by_kind(since=1003.0, until=1999.0) == {"topup": 1200}
-    assert await repo.ledger.sum_for_wallet(w.id) == 1450
+    assert await repo.ledger.totals_by_kind(wallet_id=w.id) == {"topup": 1500, "adjustment": -50}
+    assert await repo.ledger.totals_by_kind(wallet_id=w.id + 1) == {}
     assert [e.amount for e in await repo.ledger.entries_page(after_id=page1[1].id)] == [-50]
 
 
@@ -314,8 +317,12 @@ async def test_changes_to_activations_are_numbered_for_the_poller(db: Database, 
             purchased_at=1100.0,
             cancel_after=1280.0,
         )
-    # What the poller writes about its own polling is not a change it needs to see again.
-    assert await repo.activations.schedule_poll([first], 5000.0) == 1
+    # Poll bookkeeping is not a change the poller needs to see again.
+    await db.execute(
+        "UPDATE activations SET next_poll_at = 5000, poll_attempts = poll_attempts + 1"
+        " WHERE id = ?",
+        (first,),
+    )
     mark, changed = await repo.activations.changed_since(mark)
     assert [(a.id, a.state) for a in changed] == [(first, "waiting")]
 
@@ -338,7 +345,7 @@ async def test_changes_to_activations_are_numbered_for_the_poller(db: Database, 
     assert [a.id for a in (await repo.activations.changed_since(mark))[1]] == [second]
 
 
-async def test_activation_listing_and_polling(db: Database, repo: Repo) -> None:
+async def test_activation_listing_and_transitions(db: Database, repo: Repo) -> None:
     w = await new_user(db, 1, 100_000)
     await new_user(db, 2, 100_000)
     ids = [await _activation(repo, 1, w.id, f"k{i}", now=1000.0 + i) for i in range(6)]
@@ -373,21 +380,8 @@ async def test_activation_listing_and_polling(db: Database, repo: Repo) -> None:
     assert await repo.activations.count_for_user(1) == 6
     assert await repo.activations.count_for_user(1, states=["waiting", "cancelled"]) == 3
     assert await repo.activations.count_for_user(2) == 0
-    assert [a.id for a in await repo.activations.list_active_for_user(1)] == [
-        ids[5],
-        ids[4],
-        ids[3],
-        ids[1],
-    ]
     assert [a.id for a in await repo.activations.list_unsettled()] == [ids[3], ids[4]]
     assert [a.id for a in await repo.activations.list_unsettled(created_before=1003.5)] == [ids[3]]
-    assert [a.id for a in await repo.activations.due_for_poll(1103.0)] == [ids[1]]
-    assert await repo.activations.schedule_poll([ids[1], ids[0]], 5000.0) == 1
-    assert [a.id for a in await repo.activations.due_for_poll(1200.0)] == [ids[5]]
-    polled = await repo.activations.get(ids[1])
-    assert polled is not None
-    assert polled.poll_attempts == 1
-    assert polled.next_poll_at == 5000.0
     assert {a.id for a in await repo.activations.list_waiting()} == {ids[1], ids[5]}
     assert await repo.activations.count_by_state() == {
         "completed": 1,
@@ -400,7 +394,6 @@ async def test_activation_listing_and_polling(db: Database, repo: Repo) -> None:
     card = await repo.activations.get(ids[1])
     assert card is not None
     assert (card.card_chat_id, card.card_message_id) == (1, 77)
-    assert (await repo.activations.get_by_upstream_id("901")).id == ids[1]  # type: ignore[union-attr]
     assert (await repo.activations.get_by_key("k4")).id == ids[4]  # type: ignore[union-attr]
     # Kept charges: 0 (completed), 1 and 5 (waiting); the cancelled one is refunded.
     sales = await repo.activations.sales()
@@ -446,35 +439,171 @@ async def test_settings(repo: Repo) -> None:
     await repo.settings.set("markup_percent", "12.5")
     await repo.settings.set("a", "b")
     assert await repo.settings.get("markup_percent") == "12.5"
-    assert await repo.settings.all() == {"a": "b", "markup_percent": "12.5"}
+    assert await repo.settings.get("a") == "b"
     assert await repo.settings.delete("a")
     assert await repo.settings.get("a") is None
 
 
-async def test_outbox_lifecycle(repo: Repo) -> None:
-    first = await repo.outbox.enqueue(1, "code", {"text": "Код 1234"}, dedupe_key="c1", now=100.0)
-    assert first is not None
-    assert await repo.outbox.enqueue(1, "code", {"text": "again"}, dedupe_key="c1") is None
-    later = await repo.outbox.enqueue(2, "refund", {"n": 1}, not_before=500.0, now=101.0)
-    third = await repo.outbox.enqueue(3, "alert", {}, now=102.0)
-    assert later is not None
-    assert third is not None
+# --- the outbox, as the sender drives it ----------------------------------------------------
 
-    claimed = await repo.outbox.claim_due(200.0, limit=10, lease_seconds=30.0)
-    assert [m.id for m in claimed] == [first, third]
-    assert claimed[0].payload == {"text": "Код 1234"}
-    assert claimed[0].attempts == 1
-    # Leased: not claimed again until the lease runs out.
-    assert await repo.outbox.claim_due(210.0) == []
-    assert await repo.outbox.mark_sent(first, message_id=55, now=211.0)
-    assert not await repo.outbox.mark_sent(first, message_id=56)
-    assert await repo.outbox.mark_failed(third, "429", retry_at=300.0)
-    assert [m.id for m in await repo.outbox.claim_due(300.0)] == [third]
-    assert await repo.outbox.mark_failed(third, "400 chat not found", retry_at=None)
-    assert [m.id for m in await repo.outbox.claim_due(600.0)] == [later]
-    assert await repo.outbox.drop_pending_for_chat(2, "blocked") == 1
-    assert await repo.outbox.count_by_state() == {"sent": 1, "failed": 1, "dropped": 1}
-    sent = await repo.outbox.get(first)
-    assert sent is not None
-    assert (sent.state, sent.message_id, sent.sent_at) == ("sent", 55, 211.0)
-    assert await repo.outbox.next_due_at() is None
+# The sender passes bot.telegram.outbox's table; the storage layer knows no kinds itself.
+PRIORITIES = {"code": 0, "alert": 1, "broadcast": 3}
+DEFAULT_PRIORITY = 2
+
+
+async def _due(repo: Repo, now: float, *, limit: int = 100, after_id: int = 0) -> list[OutboxItem]:
+    return await repo.outbox.due(
+        now,
+        limit=limit,
+        priorities=PRIORITIES,
+        default_priority=DEFAULT_PRIORITY,
+        after_id=after_id,
+    )
+
+
+async def _outbox_row(db: Database, outbox_id: int) -> dict[str, Any]:
+    row = await db.fetch_one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
+    assert row is not None
+    return dict(row)
+
+
+async def _enqueued(repo: Repo, chat_id: int, kind: str, **kwargs: Any) -> int:
+    outbox_id = await repo.outbox.enqueue(chat_id, kind, {"method": kind}, **kwargs)
+    assert outbox_id is not None
+    return outbox_id
+
+
+async def test_outbox_due_is_by_priority_and_honours_not_before(repo: Repo) -> None:
+    card = await _enqueued(repo, 4, "card", now=100.0)
+    news = await _enqueued(repo, 5, "broadcast", now=100.0)
+    code = await repo.outbox.enqueue(1, "code", {"text": "Код 1234"}, dedupe_key="c1", now=101.0)
+    assert code is not None
+    assert await repo.outbox.enqueue(1, "code", {"text": "again"}, dedupe_key="c1") is None
+    later = await _enqueued(repo, 2, "alert", not_before=500.0, now=102.0)
+    alert = await _enqueued(repo, 3, "alert", now=103.0)
+
+    due = await _due(repo, 200.0)
+    # An unknown kind ("card") sorts at the default priority, between alerts and broadcasts.
+    assert [m.id for m in due] == [code, alert, card, news]
+    assert (due[0].chat_id, due[0].kind, due[0].attempts) == (1, "code", 0)
+    assert due[0].payload == {"text": "Код 1234"}
+    assert [m.id for m in await _due(repo, 200.0, limit=2)] == [code, alert]
+    assert [m.id for m in await _due(repo, 200.0, after_id=code)] == [alert]
+    assert [m.id for m in await _due(repo, 500.0)] == [code, later, alert, card, news]
+    assert await repo.outbox.pending_due(200.0) == 4
+    assert await repo.outbox.pending_due(500.0) == 5
+    assert await repo.outbox.count_by_state() == {"pending": 5}
+
+
+async def test_a_stored_payload_that_is_not_an_object_comes_back_empty(
+    db: Database, repo: Repo
+) -> None:
+    listed = await _enqueued(repo, 2, "notice", now=100.0)
+    await db.execute("UPDATE outbox SET payload = '[1, 2]' WHERE id = ?", (listed,))
+    assert [m.payload for m in await _due(repo, 200.0)] == [{}]
+
+
+async def test_outbox_claim_leases_and_writes_marks_in_the_same_commit(
+    db: Database, repo: Repo
+) -> None:
+    first = await _enqueued(repo, 1, "code", now=100.0)
+    second = await _enqueued(repo, 2, "code", now=100.0)
+    assert await repo.outbox.claim([first, second], 200.0, lease=60.0) == {first, second}
+    # Being sent: neither due nor claimable again, even once the lease ran out.
+    assert await _due(repo, 210.0) == []
+    assert await repo.outbox.claim([first], 300.0, lease=60.0) == set()
+    row = await _outbox_row(db, first)
+    assert (row["sending_since"], row["next_attempt_at"], row["attempts"]) == (200.0, 260.0, 1)
+
+    third = await _enqueued(repo, 3, "code", now=250.0)
+    claimed = await repo.outbox.claim(
+        [third], 251.0, lease=60.0, sent=[SentMark(first, 55, 211.0), SentMark(second, None, 212.0)]
+    )
+    assert claimed == {third}
+    row = await _outbox_row(db, first)
+    assert (row["state"], row["message_id"], row["sent_at"]) == ("sent", 55, 211.0)
+    assert (row["sending_since"], row["last_error"]) == (None, None)
+    # A mark is written once: a second one for a sent message changes nothing.
+    assert await repo.outbox.claim([], 300.0, lease=0.0, sent=[SentMark(first, 56, 300.0)]) == set()
+    assert (await _outbox_row(db, first))["message_id"] == 55
+    assert await repo.outbox.count_by_state() == {"sent": 2, "pending": 1}
+
+
+async def test_a_failed_commit_writes_neither_the_marks_nor_the_claim(
+    db: Database, repo: Repo
+) -> None:
+    sent = await _enqueued(repo, 1, "code", now=100.0)
+    waiting = await _enqueued(repo, 2, "code", now=100.0)
+    assert await repo.outbox.claim([sent], 200.0, lease=60.0) == {sent}
+    await db.execute(
+        "CREATE TRIGGER refuse_claims BEFORE UPDATE OF sending_since ON outbox"
+        " WHEN NEW.sending_since IS NOT NULL BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="refused"):
+        await repo.outbox.claim([waiting], 201.0, lease=60.0, sent=[SentMark(sent, 9, 201.0)])
+    assert (await _outbox_row(db, sent))["state"] == "pending"
+    assert (await _outbox_row(db, waiting))["attempts"] == 0
+
+
+async def test_outbox_recover_makes_messages_left_sending_due_again(
+    db: Database, repo: Repo
+) -> None:
+    left = await _enqueued(repo, 1, "code", now=100.0)
+    done = await _enqueued(repo, 2, "notice", now=100.0)
+    untouched = await _enqueued(repo, 3, "notice", not_before=900.0, now=100.0)
+    await repo.outbox.claim([left, done], 200.0, lease=120.0)
+    await repo.outbox.claim([], 201.0, lease=0.0, sent=[SentMark(done, 7, 201.0)])
+
+    recovered = await repo.outbox.recover(250.0)
+    assert [(m.id, m.chat_id, m.kind, m.attempts) for m in recovered] == [(left, 1, "code", 1)]
+    row = await _outbox_row(db, left)
+    assert (row["sending_since"], row["next_attempt_at"]) == (None, 250.0)
+    assert [m.id for m in await _due(repo, 250.0)] == [left]
+    assert (await _outbox_row(db, untouched))["next_attempt_at"] == 900.0
+    assert await repo.outbox.recover(260.0) == []
+
+
+async def test_outbox_retry_holds_back_what_the_chat_queued_after(db: Database, repo: Repo) -> None:
+    a1 = await _enqueued(repo, 1, "notice", now=100.0)
+    a2 = await _enqueued(repo, 1, "notice", now=101.0)
+    b1 = await _enqueued(repo, 2, "notice", now=102.0)
+    await repo.outbox.claim([a1], 200.0, lease=60.0)
+    # One in flight holds nothing back here: the sender keeps one per chat in flight itself.
+    assert [m.id for m in await _due(repo, 201.0)] == [a2, b1]
+    await repo.outbox.retry(a1, at=500.0, error="x" * 600)
+    row = await _outbox_row(db, a1)
+    assert (row["next_attempt_at"], row["sending_since"], row["state"]) == (500.0, None, "pending")
+    assert row["last_error"] == "x" * 500
+    # a2 must not overtake a1 while a1 waits for its retry; chat 2 is not held back.
+    assert [m.id for m in await _due(repo, 300.0)] == [b1]
+    assert [m.id for m in await _due(repo, 500.0)] == [a1, a2, b1]
+
+
+async def test_outbox_finish_drop_and_retarget(db: Database, repo: Repo) -> None:
+    failed = await _enqueued(repo, 1, "notice", now=100.0)
+    pointless = await _enqueued(repo, 2, "notice", now=100.0)
+    blocked = [await _enqueued(repo, 3, "notice", now=100.0) for _ in range(2)]
+    moved = await _enqueued(repo, -4, "notice", not_before=800.0, now=100.0)
+    other = await _enqueued(repo, 5, "notice", now=100.0)
+
+    await repo.outbox.claim([failed], 200.0, lease=60.0)
+    await repo.outbox.finish(failed, state="failed", error="e" * 600)
+    await repo.outbox.finish(pointless, state="dropped", error="400 chat not found")
+    row = await _outbox_row(db, failed)
+    assert (row["state"], row["last_error"], row["sending_since"]) == ("failed", "e" * 500, None)
+    # Settled messages are never changed again.
+    await repo.outbox.finish(failed, state="dropped", error="later")
+    await repo.outbox.retry(pointless, at=0.0, error="later")
+    assert (await _outbox_row(db, failed))["state"] == "failed"
+    assert (await _outbox_row(db, pointless))["last_error"] == "400 chat not found"
+    with pytest.raises(ValueError):
+        await repo.outbox.finish(other, state="sent", error="")  # type: ignore[arg-type]
+
+    assert await repo.outbox.drop_chat(3, "forbidden: blocked") == 2
+    assert await repo.outbox.drop_chat(3, "forbidden: blocked") == 0
+    assert (await _outbox_row(db, blocked[0]))["last_error"] == "forbidden: blocked"
+
+    await repo.outbox.retarget(moved, -1004)
+    due = await _due(repo, 200.0)
+    assert [(m.id, m.chat_id) for m in due] == [(moved, -1004), (other, 5)]
+    assert await repo.outbox.count_by_state() == {"failed": 1, "dropped": 3, "pending": 2}

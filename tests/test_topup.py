@@ -433,7 +433,7 @@ async def test_group_funding_moves_money_once_per_key(db: Database) -> None:
             Repo(db), chat_id=-500, from_user_id=1001, amount_units=70_001, key="b"
         )
     # The failed attempt did not burn its key: the same key works once the money is there.
-    assert not await Repo(db).action_keys.exists("fund:b")
+    assert await db.fetch_value("SELECT 1 FROM action_keys WHERE key = 'fund:b'") is None
     assert await wallet_balance(db, group.id) == 30_000
     await books_balanced(db)
 
@@ -528,7 +528,7 @@ async def test_stored_markup_overrides_the_environment_in_the_catalogue(db: Data
     assert current.stored
     assert current.markup.apply(10_000) == 13_000
     async with Sandbox(time_scale=60.0) as sb, make_client(sb, "m") as client:
-        catalogue = Catalogue(client, db, conf)
+        catalogue = Catalogue(client, repo, conf)
         assert await catalogue.markup() == current.markup
         await admin_service.reset_markup(db)
         assert await catalogue.markup() == Markup(conf.markup_percent, 100)

@@ -18,7 +18,6 @@ from decimal import Decimal, InvalidOperation
 from bot.config import Settings
 from bot.daisysim import App, Country, DaisySimClient
 from bot.money import apply_markup
-from storage.db import Database
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
@@ -133,15 +132,14 @@ class Catalogue:
     def __init__(
         self,
         client: DaisySimClient,
-        db: Database,
+        repo: Repo,
         settings: Settings,
         *,
         ttl: float = CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._db = db
-        self._repo = Repo(db)
+        self._repo = repo
         self._settings = settings
         self._ttl = ttl
         self._clock = clock
@@ -279,24 +277,11 @@ class Catalogue:
         return hits[:SEARCH_LIMIT]
 
     async def favourites(self, user_id: int) -> set[str]:
-        rows = await self._db.fetch_all(
-            "SELECT service_code FROM favourites WHERE user_id = ?", (user_id,)
-        )
-        return {str(row[0]) for row in rows}
+        return await self._repo.favourites.codes(user_id)
 
     async def toggle_favourite(self, user_id: int, code: str) -> bool:
         """Star or unstar a service; returns whether it is a favourite now."""
-        async with self._db.transaction() as tx:
-            removed = await tx.execute(
-                "DELETE FROM favourites WHERE user_id = ? AND service_code = ?", (user_id, code)
-            )
-            if removed.rowcount:
-                return False
-            await tx.execute(
-                "INSERT INTO favourites (user_id, service_code, created_at) VALUES (?, ?, ?)",
-                (user_id, code, time.time()),
-            )
-            return True
+        return await self._repo.favourites.toggle(user_id, code)
 
     async def recent(self, user_id: int, limit: int = RECENT_LIMIT) -> list[str]:
         """Codes of the services this user bought most recently, newest first."""

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -64,6 +63,7 @@ from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions, Message, Rep
 from bot.telegram.limits import Permit, TelegramLimiter, TelegramLimits, is_group_chat
 from storage.db import Database, Transaction
 from storage.repo import Repo
+from storage.repos.outbox import OutboxItem, SentMark
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ _NOT_MODIFIED: Final = "message is not modified"
 
 def priority_of(kind: str) -> int:
     return KIND_PRIORITY.get(kind, DEFAULT_PRIORITY)
+
+
+def _method_of(payload: Mapping[str, Any]) -> str:
+    return str(payload.get("method", "?"))
 
 
 def _markup(markup: InlineKeyboardMarkup | None) -> dict[str, Any] | None:
@@ -174,160 +178,6 @@ async def enqueue(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SentMark:
-    outbox_id: int
-    message_id: int | None
-    sent_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    id: int
-    chat_id: int
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-
-    @property
-    def priority(self) -> int:
-        return priority_of(self.kind)
-
-    @property
-    def method_name(self) -> str:
-        return str(self.payload.get("method", "?"))
-
-
-class OutboxQueue:
-    """The sender's statements on the outbox table.
-
-    Beyond storage.repo.OutboxRepo (enqueue, counts) the sender needs a claim that orders by
-    priority and marks the message as being sent, and the start-up recovery of those marks.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def due(self, now: float, *, limit: int, after_id: int = 0) -> list[OutboxItem]:
-        """Messages that may go now, most urgent first; `after_id` for only those queued
-        since the last look."""
-        rows = await self._db.fetch_all(
-            "SELECT id, chat_id, kind, payload, attempts FROM outbox"
-            " WHERE state = 'pending' AND next_attempt_at <= ? AND id > ?"
-            # A chat whose earlier message waits for its retry gets nothing before it, so a
-            # chat reads its messages in the order they were queued.
-            " AND NOT EXISTS (SELECT 1 FROM outbox AS earlier"
-            " WHERE earlier.chat_id = outbox.chat_id AND earlier.state = 'pending'"
-            " AND earlier.id < outbox.id AND earlier.attempts > 0"
-            " AND earlier.sending_since IS NULL AND earlier.next_attempt_at > ?)"
-            " ORDER BY COALESCE((SELECT value FROM json_each(?) WHERE key = outbox.kind), ?), id"
-            " LIMIT ?",
-            (now, after_id, now, json.dumps(dict(KIND_PRIORITY)), DEFAULT_PRIORITY, limit),
-        )
-        items: list[OutboxItem] = []
-        for row in rows:
-            try:
-                payload = json.loads(row["payload"])
-            except ValueError:
-                payload = {}
-            items.append(
-                OutboxItem(
-                    id=int(row["id"]),
-                    chat_id=int(row["chat_id"]),
-                    kind=str(row["kind"]),
-                    payload=payload if isinstance(payload, dict) else {},
-                    attempts=int(row["attempts"]),
-                )
-            )
-        return items
-
-    async def claim(
-        self,
-        ids: list[int],
-        now: float,
-        *,
-        lease: float,
-        sent: Sequence[SentMark] = (),
-    ) -> set[int]:
-        """Mark `ids` as being sent, and `sent` as sent, in one commit; returns the ids that
-        were still claimable."""
-        async with self._db.transaction() as tx:
-            for mark in sent:
-                await self._mark_sent(tx, mark)
-            if not ids:
-                return set()
-            rows = await tx.fetch_all(
-                "UPDATE outbox SET attempts = attempts + 1, sending_since = ?,"
-                " next_attempt_at = ?"
-                " WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'"
-                " AND sending_since IS NULL RETURNING id",
-                (now, now + lease, json.dumps(ids)),
-            )
-        return {int(row[0]) for row in rows}
-
-    @staticmethod
-    async def _mark_sent(tx: Transaction, mark: SentMark) -> None:
-        await tx.execute(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, last_error = NULL,"
-            " sending_since = NULL WHERE id = ? AND state = 'pending'",
-            (mark.sent_at, mark.message_id, mark.outbox_id),
-        )
-
-    async def retry(self, outbox_id: int, *, at: float, error: str) -> None:
-        await self._db.execute(
-            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, sending_since = NULL"
-            " WHERE id = ? AND state = 'pending'",
-            (at, error[:500], outbox_id),
-        )
-
-    async def finish(self, outbox_id: int, *, state: str, error: str) -> None:
-        """Give up on one message: 'failed' (ran out of attempts) or 'dropped' (pointless)."""
-        if state not in ("failed", "dropped"):
-            raise ValueError(state)
-        await self._db.execute(
-            "UPDATE outbox SET state = ?, last_error = ?, sending_since = NULL"
-            " WHERE id = ? AND state = 'pending'",
-            (state, error[:500], outbox_id),
-        )
-
-    async def drop_chat(self, chat_id: int, reason: str) -> int:
-        res = await self._db.execute(
-            "UPDATE outbox SET state = 'dropped', last_error = ?, sending_since = NULL"
-            " WHERE chat_id = ? AND state = 'pending'",
-            (reason, chat_id),
-        )
-        return res.rowcount
-
-    async def retarget(self, outbox_id: int, chat_id: int) -> None:
-        await self._db.execute(
-            "UPDATE outbox SET chat_id = ?, sending_since = NULL, next_attempt_at = 0"
-            " WHERE id = ? AND state = 'pending'",
-            (chat_id, outbox_id),
-        )
-
-    async def recover(self, now: float) -> list[OutboxItem]:
-        """Messages left `sending` by a process that stopped without knowing how they ended:
-        due again now. Returned so the caller can log them."""
-        async with self._db.transaction() as tx:
-            rows = await tx.fetch_all(
-                "UPDATE outbox SET sending_since = NULL, next_attempt_at = ?"
-                " WHERE state = 'pending' AND sending_since IS NOT NULL"
-                " RETURNING id, chat_id, kind, payload, attempts",
-                (now,),
-            )
-        return [
-            OutboxItem(int(r["id"]), int(r["chat_id"]), str(r["kind"]), {}, int(r["attempts"]))
-            for r in rows
-        ]
-
-    async def pending_due(self, now: float) -> int:
-        value = await self._db.fetch_value(
-            "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?",
-            (now,),
-        )
-        return int(value)
-
-
 @dataclass
 class SenderStats:
     sent: int = 0
@@ -402,8 +252,8 @@ class OutboxSender:
 
     def __post_init__(self) -> None:
         self.limiter = TelegramLimiter(self.limits, clock=self.clock)
-        self.queue = OutboxQueue(self.db)
         self._repo = Repo(self.db)
+        self._outbox = self._repo.outbox
         self._kick = asyncio.Event()
         self._reload = True
         self._reload_at = 0.0
@@ -468,7 +318,7 @@ class OutboxSender:
         if self.running:
             return
         self._stopping = False
-        recovered = await self.queue.recover(self.wall())
+        recovered = await self._outbox.recover(self.wall())
         for item in recovered:
             # The previous process handed these to Telegram and never heard back.
             logger.warning(
@@ -507,7 +357,7 @@ class OutboxSender:
         while True:
             quiet = not self._tasks and not self._transient and not self._marks
             until = float("inf") if include_scheduled else self.wall()
-            if quiet and await self.queue.pending_due(until) == 0:
+            if quiet and await self._outbox.pending_due(until) == 0:
                 return True
             left = deadline - self.clock()
             if left <= 0:
@@ -549,11 +399,20 @@ class OutboxSender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout)
 
+    async def _due(self, *, after_id: int = 0) -> list[OutboxItem]:
+        return await self._outbox.due(
+            self.wall(),
+            limit=self.config.batch_size,
+            priorities=KIND_PRIORITY,
+            default_priority=DEFAULT_PRIORITY,
+            after_id=after_id,
+        )
+
     async def _load(self) -> None:
         """Everything due (retries included), most urgent first."""
         self._reload = False
         self._fresh = False
-        items = await self.queue.due(self.wall(), limit=self.config.batch_size)
+        items = await self._due()
         self._buffer_full = len(items) >= self.config.batch_size
         every = self.config.busy_reload_seconds if items else self.config.idle_poll_seconds
         self._reload_at = self.clock() + every
@@ -564,22 +423,20 @@ class OutboxSender:
         """Only what was queued since the last look, merged in by urgency: a wake-up costs
         one indexed read however long the backlog is."""
         self._fresh = False
-        items = await self.queue.due(
-            self.wall(), limit=self.config.batch_size, after_id=self._max_seen
-        )
+        items = await self._due(after_id=self._max_seen)
         if not items:
             return
         self._max_seen = max(self._max_seen, *(i.id for i in items))
         known = {i.id for i in self._buffer} | self._in_flight_ids
         self._buffer.extend(i for i in items if i.id not in known)
-        self._buffer.sort(key=lambda i: (i.priority, i.id))
+        self._buffer.sort(key=lambda i: (priority_of(i.kind), i.id))
         if len(self._buffer) >= self.config.batch_size:
             self._buffer_full = True
 
     async def _flush_marks(self) -> None:
         marks, self._marks = self._marks, []
         try:
-            await self.queue.claim([], self.wall(), lease=0.0, sent=marks)
+            await self._outbox.claim([], self.wall(), lease=0.0, sent=marks)
         except BaseException:
             self._marks = marks + self._marks
             raise
@@ -605,7 +462,7 @@ class OutboxSender:
         for item in self._buffer:
             if len(picked) >= capacity:
                 break
-            background = item.priority >= BACKGROUND_PRIORITY
+            background = priority_of(item.kind) >= BACKGROUND_PRIORITY
             global_wait = background_wait if background else urgent_wait
             if item.chat_id in blocked:
                 continue
@@ -636,7 +493,7 @@ class OutboxSender:
                 self._busy_chats.add(item.chat_id)
             marks, self._marks = self._marks, []
             try:
-                claimed = await self.queue.claim(
+                claimed = await self._outbox.claim(
                     ids, self.wall(), lease=self.config.lease_seconds, sent=marks
                 )
             except BaseException:
@@ -697,9 +554,10 @@ class OutboxSender:
     # --- one message ----------------------------------------------------------------------
 
     async def _deliver(self, item: OutboxItem) -> None:
-        permit = await self._permit(item.chat_id, background=item.priority >= BACKGROUND_PRIORITY)
+        background = priority_of(item.kind) >= BACKGROUND_PRIORITY
+        permit = await self._permit(item.chat_id, background=background)
         try:
-            outcome = await self._attempt(item.chat_id, item.payload, item.method_name)
+            outcome = await self._attempt(item.chat_id, item.payload, _method_of(item.payload))
         finally:
             self.limiter.release(permit)
         await self._settle(item, outcome)
@@ -773,12 +631,12 @@ class OutboxSender:
                 logger.warning(
                     "Telegram flood control: pausing the outbox for %.0fs", outcome.pause
                 )
-            await self.queue.retry(item.id, at=now + outcome.retry_in, error=outcome.error)
+            await self._outbox.retry(item.id, at=now + outcome.retry_in, error=outcome.error)
             self._retry_later(item, outcome.retry_in)
             self.stats.retried += 1
         elif status == "retarget" and outcome.new_chat_id is not None:
             logger.info("chat %d became supergroup %d", item.chat_id, outcome.new_chat_id)
-            await self.queue.retarget(item.id, outcome.new_chat_id)
+            await self._outbox.retarget(item.id, outcome.new_chat_id)
             self._reload = True
         elif status == "fail" and attempts < self.config.max_attempts:
             delay = self._backoff(attempts)
@@ -791,7 +649,7 @@ class OutboxSender:
                 attempts,
                 delay,
             )
-            await self.queue.retry(item.id, at=now + delay, error=outcome.error)
+            await self._outbox.retry(item.id, at=now + delay, error=outcome.error)
             self._retry_later(item, delay)
             self.stats.retried += 1
         elif status == "fail":
@@ -803,7 +661,7 @@ class OutboxSender:
                 attempts,
                 outcome.error,
             )
-            await self.queue.finish(item.id, state="failed", error=outcome.error)
+            await self._outbox.finish(item.id, state="failed", error=outcome.error)
             self.stats.failed += 1
         elif status == "blocked":
             await self._blocked(item.chat_id, outcome.error)
@@ -812,11 +670,11 @@ class OutboxSender:
                 "outbox %d (%s %s) to chat %d dropped: %s",
                 item.id,
                 item.kind,
-                item.method_name,
+                _method_of(item.payload),
                 item.chat_id,
                 outcome.error,
             )
-            await self.queue.finish(item.id, state="dropped", error=outcome.error)
+            await self._outbox.finish(item.id, state="dropped", error=outcome.error)
             self.stats.dropped += 1
 
     async def _blocked(self, chat_id: int, error: str) -> None:
@@ -825,7 +683,7 @@ class OutboxSender:
         if self._marks:
             # Messages that did reach the chat before must stay `sent`, not be dropped.
             await self._flush_marks()
-        dropped = await self.queue.drop_chat(chat_id, f"forbidden: {error}"[:500])
+        dropped = await self._outbox.drop_chat(chat_id, f"forbidden: {error}"[:500])
         self.stats.dropped += dropped
         self._buffer = [i for i in self._buffer if i.chat_id != chat_id]
         for key in [k for k, t in self._transient.items() if t.chat_id == chat_id]:
@@ -849,9 +707,7 @@ class OutboxSender:
             self.limiter.abandon(permit)
             return
         try:
-            outcome = await self._attempt(
-                transient.chat_id, payload, str(payload.get("method", "?"))
-            )
+            outcome = await self._attempt(transient.chat_id, payload, _method_of(payload))
         finally:
             self.limiter.release(permit)
         if outcome.status == "sent":

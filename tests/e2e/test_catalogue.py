@@ -55,7 +55,7 @@ async def test_apps_are_cached_for_five_minutes(
     db: Database, client: DaisySimClient, sandbox: Sandbox
 ) -> None:
     clock = Clock()
-    catalogue = Catalogue(client, db, Settings(_env_file=None), clock=clock)
+    catalogue = Catalogue(client, Repo(db), Settings(_env_file=None), clock=clock)
     services = await catalogue.services("USA")
     assert [s.code for s in services][:3] == ["WhatsApp", "whatsapp-(us)5", "sb_wa"]
     await catalogue.services("USA")
@@ -73,7 +73,7 @@ async def test_apps_are_cached_for_five_minutes(
 
 async def test_prices_and_pools(db: Database, client: DaisySimClient, sandbox: Sandbox) -> None:
     settings = Settings(_env_file=None, markup_percent=Decimal(10))
-    catalogue = Catalogue(client, db, settings)
+    catalogue = Catalogue(client, Repo(db), settings)
     sb_wa = await catalogue.find("USA", "sb_wa")
     assert sb_wa is not None
     assert sb_wa.multi_pool
@@ -107,7 +107,7 @@ async def test_prices_and_pools(db: Database, client: DaisySimClient, sandbox: S
 
 
 async def test_search_and_paging(db: Database, client: DaisySimClient) -> None:
-    catalogue = Catalogue(client, db, Settings(_env_file=None))
+    catalogue = Catalogue(client, Repo(db), Settings(_env_file=None))
     assert [s.name for s in await catalogue.search("USA", "  TELE ")] == ["Telegram", "Telegram 2"]
     assert [s.name for s in await catalogue.search("USA", "book")] == ["Facebook"]
     assert await catalogue.search("USA", "") == []

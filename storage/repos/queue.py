@@ -6,11 +6,11 @@ upstream call has not been sent; the place in line is the order of activation id
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from storage.db import Database, Transaction
+from storage.db import Transaction
 from storage.models import Activation, from_row
+from storage.repos._base import RepoBase, timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +30,7 @@ class QueuedActivation:
     deferrals: int
 
 
-class QueueRepo:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
+class QueueRepo(RepoBase):
     async def add(
         self,
         tx: Transaction,
@@ -48,7 +45,7 @@ class QueueRepo:
         await tx.execute(
             "INSERT INTO purchase_queue (activation_id, wallet_id, joined_at, deferrals)"
             " VALUES (?, ?, ?, ?)",
-            (activation_id, wallet_id, time.time() if now is None else now, deferrals),
+            (activation_id, wallet_id, timestamp(now), deferrals),
         )
 
     async def remove(self, tx: Transaction, activation_id: int) -> QueueEntry | None:
@@ -59,33 +56,33 @@ class QueueRepo:
         return None if row is None else from_row(QueueEntry, row)
 
     async def get(self, activation_id: int, *, tx: Transaction | None = None) -> QueueEntry | None:
-        row = await (tx or self._db).fetch_one(
+        row = await self._q(tx).fetch_one(
             "SELECT * FROM purchase_queue WHERE activation_id = ?", (activation_id,)
         )
         return None if row is None else from_row(QueueEntry, row)
 
     async def head(self, *, tx: Transaction | None = None) -> QueueEntry | None:
-        row = await (tx or self._db).fetch_one(
+        row = await self._q(tx).fetch_one(
             "SELECT * FROM purchase_queue ORDER BY activation_id LIMIT 1"
         )
         return None if row is None else from_row(QueueEntry, row)
 
     async def is_empty(self, *, tx: Transaction | None = None) -> bool:
-        value = await (tx or self._db).fetch_value("SELECT EXISTS (SELECT 1 FROM purchase_queue)")
+        value = await self._q(tx).fetch_value("SELECT EXISTS (SELECT 1 FROM purchase_queue)")
         return not value
 
     async def count(self, *, tx: Transaction | None = None) -> int:
-        return int(await (tx or self._db).fetch_value("SELECT COUNT(*) FROM purchase_queue"))
+        return int(await self._q(tx).fetch_value("SELECT COUNT(*) FROM purchase_queue"))
 
     async def count_for_wallet(self, wallet_id: int, *, tx: Transaction | None = None) -> int:
-        value = await (tx or self._db).fetch_value(
+        value = await self._q(tx).fetch_value(
             "SELECT COUNT(*) FROM purchase_queue WHERE wallet_id = ?", (wallet_id,)
         )
         return int(value)
 
     async def place_of(self, activation_id: int, *, tx: Transaction | None = None) -> int | None:
         """1 for the head; None when the activation is not queued."""
-        value = await (tx or self._db).fetch_value(
+        value = await self._q(tx).fetch_value(
             "SELECT CASE WHEN EXISTS (SELECT 1 FROM purchase_queue WHERE activation_id = ?)"
             " THEN (SELECT COUNT(*) FROM purchase_queue WHERE activation_id <= ?) END",
             (activation_id, activation_id),
@@ -96,7 +93,7 @@ class QueueRepo:
         self, *, limit: int = -1, tx: Transaction | None = None
     ) -> list[QueuedActivation]:
         """The line in order, with each activation (`limit` -1: all of it)."""
-        rows = await (tx or self._db).fetch_all(
+        rows = await self._q(tx).fetch_all(
             "SELECT a.*, q.deferrals AS queue_deferrals FROM purchase_queue q"
             " JOIN activations a ON a.id = q.activation_id ORDER BY q.activation_id LIMIT ?",
             (limit,),

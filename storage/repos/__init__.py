@@ -1,0 +1,1 @@
+"""The repositories, one module per aggregate; `storage.repo.Repo` holds one of each."""
