@@ -61,9 +61,8 @@ def build_router() -> Router:
     """Membership (any chat), then the group-chat routers, then the private preference."""
     root = Router(name=__name__)
     in_group = Router(name=f"{__name__}.in_group")
-    group_types = {"group", "supergroup"}
-    in_group.message.filter(F.chat.type.in_(group_types))
-    in_group.callback_query.filter(F.message.chat.type.in_(group_types))
+    in_group.message.filter(F.chat.type.in_(membership.GROUP_TYPES))
+    in_group.callback_query.filter(F.message.chat.type.in_(membership.GROUP_TYPES))
     in_group.include_routers(
         panel.build_router(),
         _admin_router(),
