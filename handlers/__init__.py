@@ -1,4 +1,5 @@
-"""The bot's routers, one per feature, and the one place that fixes their order."""
+"""The bot's routers, one per feature (packages for the big ones), and the one place that fixes
+their order."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from handlers import (
     balance,
     catalogue,
     errors,
-    groups,
+    group,
     numbers,
     purchase,
     queue,
@@ -30,17 +31,21 @@ def build_routers() -> list[Router]:
     - `stale` takes ANY callback query and ANY private message, so it comes last of all,
       after everything that could have handled them;
     - `errors` only sees error events, which no other router handles; its place is free;
-    - `groups` only sees updates from groups, and must see them before the feature routers
+    - `group` (a package) only sees updates from groups (and `/settings`, the private
+      preference of where group purchases go), and must see them before the feature routers
       below, whose buy, pool and card buttons would otherwise charge the presser's own
-      wallet for a purchase made in a group;
-    - `admin` (ADMIN_IDS only) comes before `search`, which would take the text an admin
-      types when asked for an amount, a user or a broadcast;
+      wallet for a purchase made in a group; its own order (the IsGroupAdmin router, then
+      the "admins only" answer, then the catch-all for stray buttons) is in its package;
+    - `admin` (a package; IsAdmin on its router: ADMIN_IDS only) comes before `search`,
+      which would take the text an admin types when asked for an amount, a user or a
+      broadcast;
     - `topup` handles payment service messages, which `stale` would answer with the menu.
-    Built fresh on each call (never module globals) so each test gets its own dispatcher.
+    Built fresh on each call (never module globals) so each test gets its own dispatcher:
+    an aiogram Router can be attached to one parent only.
     """
     return [
         errors.build_router(),
-        groups.build_router(),
+        group.build_router(),
         admin.build_router(),
         topup.build_router(),
         start.build_router(),

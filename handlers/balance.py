@@ -11,8 +11,8 @@ from bot.money import format_usd
 from bot.telegram.callbacks import MenuAction, MenuCb
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import balance_keyboard
+from bot.telegram.replies import edit_or_send
 from bot.telegram.texts import format_date
-from handlers.common import edit_or_send
 from storage.models import LedgerEntry, Wallet
 from storage.repo import Repo
 
@@ -61,22 +61,23 @@ async def balance_view(
     return f"{text}\n\n{body}\n\n{howto}", balance_keyboard(t)
 
 
+async def balance_command(
+    message: Message, t: Translator, repo: Repo, settings: Settings, wallet: Wallet
+) -> None:
+    text, keyboard = await balance_view(t, repo, settings, wallet)
+    await message.answer(text, reply_markup=keyboard)
+
+
+async def balance_menu(
+    query: CallbackQuery, t: Translator, repo: Repo, settings: Settings, wallet: Wallet
+) -> None:
+    text, keyboard = await balance_view(t, repo, settings, wallet)
+    await edit_or_send(query, text, keyboard)
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(F.chat.type == "private")
-
-    @router.message(Command("balance"))
-    async def balance_command(
-        message: Message, t: Translator, repo: Repo, settings: Settings, wallet: Wallet
-    ) -> None:
-        text, keyboard = await balance_view(t, repo, settings, wallet)
-        await message.answer(text, reply_markup=keyboard)
-
-    @router.callback_query(MenuCb.filter(F.action == MenuAction.BALANCE))
-    async def balance_menu(
-        query: CallbackQuery, t: Translator, repo: Repo, settings: Settings, wallet: Wallet
-    ) -> None:
-        text, keyboard = await balance_view(t, repo, settings, wallet)
-        await edit_or_send(query, text, keyboard)
-
+    router.message.register(balance_command, Command("balance"))
+    router.callback_query.register(balance_menu, MenuCb.filter(F.action == MenuAction.BALANCE))
     return router

@@ -24,7 +24,7 @@ from bot.telegram.keyboards import (
     services_button_keyboard,
     services_keyboard,
 )
-from handlers.common import edit_or_send, pressed_message
+from bot.telegram.replies import edit_or_send, pressed_message
 from storage.models import User
 
 
@@ -56,102 +56,104 @@ def pools_view(
     return t(key, name=service.name), pools_keyboard(t, service, country=country, page=page)
 
 
+async def first_screen(
+    t: Translator, catalogue: Catalogue, user: User
+) -> tuple[str, InlineKeyboardMarkup]:
+    countries = await catalogue.countries()
+    if len(countries) > 1:
+        return t("countries-text"), countries_keyboard(t, countries)
+    country = countries[0].id if countries else await catalogue.default_country()
+    return await services_view(t, catalogue, user, country, 0)
+
+
+async def buy_command(message: Message, t: Translator, catalogue: Catalogue, user: User) -> None:
+    text, keyboard = await first_screen(t, catalogue, user)
+    await message.answer(text, reply_markup=keyboard)
+
+
+async def buy_menu(query: CallbackQuery, t: Translator, catalogue: Catalogue, user: User) -> None:
+    text, keyboard = await first_screen(t, catalogue, user)
+    await edit_or_send(query, text, keyboard)
+
+
+async def country_chosen(
+    query: CallbackQuery,
+    callback_data: CountryCb,
+    t: Translator,
+    catalogue: Catalogue,
+    user: User,
+) -> None:
+    text, keyboard = await services_view(t, catalogue, user, callback_data.country, 0)
+    await edit_or_send(query, text, keyboard)
+
+
+async def services_page(
+    query: CallbackQuery,
+    callback_data: ServicesCb,
+    t: Translator,
+    catalogue: Catalogue,
+    user: User,
+) -> None:
+    text, keyboard = await services_view(
+        t, catalogue, user, callback_data.country, callback_data.page
+    )
+    await edit_or_send(query, text, keyboard)
+
+
+async def open_service(
+    query: CallbackQuery, callback_data: ServiceCb, t: Translator, catalogue: Catalogue
+) -> None:
+    service = await catalogue.find(callback_data.country, callback_data.ref)
+    if service is None:
+        await edit_or_send(
+            query,
+            t("buy-gone", name=callback_data.ref),
+            services_button_keyboard(t, callback_data.country),
+        )
+        return
+    text, keyboard = pools_view(t, service, callback_data.country, callback_data.page)
+    await edit_or_send(query, text, keyboard)
+
+
+async def toggle_star(
+    query: CallbackQuery,
+    callback_data: ServiceCb,
+    t: Translator,
+    catalogue: Catalogue,
+    user: User,
+    callback_answer: CallbackAnswer,
+) -> None:
+    service = await catalogue.find(callback_data.country, callback_data.ref)
+    if service is None:
+        callback_answer.text = t.plain("stale-answer")
+        return
+    starred = await catalogue.toggle_favourite(user.id, service.code)
+    callback_answer.text = t.plain("star-added" if starred else "star-removed")
+    # Swap just the star in place: the list may be a page or search results, and
+    # re-ordering it under the user's finger would make the next tap hit another row.
+    message = pressed_message(query)
+    if message is None or message.reply_markup is None:
+        return
+    label = t.plain("star-on-button" if starred else "star-off-button")
+    rows = [
+        [
+            InlineKeyboardButton(text=label, callback_data=b.callback_data)
+            if b.callback_data == query.data
+            else b
+            for b in row
+        ]
+        for row in message.reply_markup.inline_keyboard
+    ]
+    await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(F.chat.type == "private")
-
-    async def first_screen(
-        t: Translator, catalogue: Catalogue, user: User
-    ) -> tuple[str, InlineKeyboardMarkup]:
-        countries = await catalogue.countries()
-        if len(countries) > 1:
-            return t("countries-text"), countries_keyboard(t, countries)
-        country = countries[0].id if countries else await catalogue.default_country()
-        return await services_view(t, catalogue, user, country, 0)
-
-    @router.message(Command("buy"))
-    async def buy_command(
-        message: Message, t: Translator, catalogue: Catalogue, user: User
-    ) -> None:
-        text, keyboard = await first_screen(t, catalogue, user)
-        await message.answer(text, reply_markup=keyboard)
-
-    @router.callback_query(MenuCb.filter(F.action == MenuAction.BUY))
-    async def buy_menu(
-        query: CallbackQuery, t: Translator, catalogue: Catalogue, user: User
-    ) -> None:
-        text, keyboard = await first_screen(t, catalogue, user)
-        await edit_or_send(query, text, keyboard)
-
-    @router.callback_query(CountryCb.filter())
-    async def country_chosen(
-        query: CallbackQuery,
-        callback_data: CountryCb,
-        t: Translator,
-        catalogue: Catalogue,
-        user: User,
-    ) -> None:
-        text, keyboard = await services_view(t, catalogue, user, callback_data.country, 0)
-        await edit_or_send(query, text, keyboard)
-
-    @router.callback_query(ServicesCb.filter())
-    async def services_page(
-        query: CallbackQuery,
-        callback_data: ServicesCb,
-        t: Translator,
-        catalogue: Catalogue,
-        user: User,
-    ) -> None:
-        text, keyboard = await services_view(
-            t, catalogue, user, callback_data.country, callback_data.page
-        )
-        await edit_or_send(query, text, keyboard)
-
-    @router.callback_query(ServiceCb.filter(F.action == ServiceAction.OPEN))
-    async def open_service(
-        query: CallbackQuery, callback_data: ServiceCb, t: Translator, catalogue: Catalogue
-    ) -> None:
-        service = await catalogue.find(callback_data.country, callback_data.ref)
-        if service is None:
-            await edit_or_send(
-                query,
-                t("buy-gone", name=callback_data.ref),
-                services_button_keyboard(t, callback_data.country),
-            )
-            return
-        text, keyboard = pools_view(t, service, callback_data.country, callback_data.page)
-        await edit_or_send(query, text, keyboard)
-
-    @router.callback_query(ServiceCb.filter(F.action == ServiceAction.STAR))
-    async def toggle_star(
-        query: CallbackQuery,
-        callback_data: ServiceCb,
-        t: Translator,
-        catalogue: Catalogue,
-        user: User,
-        callback_answer: CallbackAnswer,
-    ) -> None:
-        service = await catalogue.find(callback_data.country, callback_data.ref)
-        if service is None:
-            callback_answer.text = t.plain("stale-answer")
-            return
-        starred = await catalogue.toggle_favourite(user.id, service.code)
-        callback_answer.text = t.plain("star-added" if starred else "star-removed")
-        # Swap just the star in place: the list may be a page or search results, and
-        # re-ordering it under the user's finger would make the next tap hit another row.
-        message = pressed_message(query)
-        if message is None or message.reply_markup is None:
-            return
-        label = t.plain("star-on-button" if starred else "star-off-button")
-        rows = [
-            [
-                InlineKeyboardButton(text=label, callback_data=b.callback_data)
-                if b.callback_data == query.data
-                else b
-                for b in row
-            ]
-            for row in message.reply_markup.inline_keyboard
-        ]
-        await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
-
+    router.message.register(buy_command, Command("buy"))
+    router.callback_query.register(buy_menu, MenuCb.filter(F.action == MenuAction.BUY))
+    router.callback_query.register(country_chosen, CountryCb.filter())
+    router.callback_query.register(services_page, ServicesCb.filter())
+    router.callback_query.register(open_service, ServiceCb.filter(F.action == ServiceAction.OPEN))
+    router.callback_query.register(toggle_star, ServiceCb.filter(F.action == ServiceAction.STAR))
     return router

@@ -69,54 +69,54 @@ def describe(exc: Exception, t: Translator) -> str | None:
     return None
 
 
+async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, repo: Repo) -> bool:
+    update = event.update
+    exc = event.exception
+    tg_user = None
+    chat_id: int | None = None
+    if update.message is not None:
+        tg_user = update.message.from_user
+        chat_id = update.message.chat.id
+    elif update.callback_query is not None:
+        tg_user = update.callback_query.from_user
+        message = update.callback_query.message
+        chat_id = message.chat.id if message is not None else tg_user.id
+    lang = language_for(tg_user.language_code if tg_user else None)
+    if tg_user is not None:
+        stored = await _stored_language(repo, tg_user.id)
+        lang = stored or lang
+    t = i18n.translator(lang)
+    text = describe(exc, t)
+    if text is None:
+        ref = secrets.token_hex(4)
+        logger.error(
+            "unhandled error in update %d (ref %s)",
+            update.update_id,
+            ref,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        text = t("error-generic", ref=ref)
+    else:
+        logger.info("update %d ended with %r", update.update_id, exc)
+    if chat_id is None:
+        return True
+    markup: InlineKeyboardMarkup = back_to_menu(t)
+    query = update.callback_query
+    if query is not None and query.data:
+        # The next step is the same tap again: every button is safe to repeat (a buy
+        # button carries its idempotency nonce), and the menu is always a way out.
+        retry = InlineKeyboardButton(text=t.plain("retry-button"), callback_data=query.data)
+        markup = InlineKeyboardMarkup(inline_keyboard=[[retry], *markup.inline_keyboard])
+    try:
+        await bot.send_message(chat_id, text, reply_markup=markup)
+    except TelegramAPIError as send_error:
+        logger.warning("could not tell chat %d about an error: %s", chat_id, send_error)
+    return True
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
-
-    @router.errors()
-    async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, repo: Repo) -> bool:
-        update = event.update
-        exc = event.exception
-        tg_user = None
-        chat_id: int | None = None
-        if update.message is not None:
-            tg_user = update.message.from_user
-            chat_id = update.message.chat.id
-        elif update.callback_query is not None:
-            tg_user = update.callback_query.from_user
-            message = update.callback_query.message
-            chat_id = message.chat.id if message is not None else tg_user.id
-        lang = language_for(tg_user.language_code if tg_user else None)
-        if tg_user is not None:
-            stored = await _stored_language(repo, tg_user.id)
-            lang = stored or lang
-        t = i18n.translator(lang)
-        text = describe(exc, t)
-        if text is None:
-            ref = secrets.token_hex(4)
-            logger.error(
-                "unhandled error in update %d (ref %s)",
-                update.update_id,
-                ref,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-            text = t("error-generic", ref=ref)
-        else:
-            logger.info("update %d ended with %r", update.update_id, exc)
-        if chat_id is None:
-            return True
-        markup: InlineKeyboardMarkup = back_to_menu(t)
-        query = update.callback_query
-        if query is not None and query.data:
-            # The next step is the same tap again: every button is safe to repeat (a buy
-            # button carries its idempotency nonce), and the menu is always a way out.
-            retry = InlineKeyboardButton(text=t.plain("retry-button"), callback_data=query.data)
-            markup = InlineKeyboardMarkup(inline_keyboard=[[retry], *markup.inline_keyboard])
-        try:
-            await bot.send_message(chat_id, text, reply_markup=markup)
-        except TelegramAPIError as send_error:
-            logger.warning("could not tell chat %d about an error: %s", chat_id, send_error)
-        return True
-
+    router.errors.register(on_error)
     return router
 
 

@@ -10,8 +10,8 @@ from bot.money import format_usd
 from bot.telegram.callbacks import HistoryCb, HistoryFilter, MenuAction, MenuCb
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import history_keyboard
+from bot.telegram.replies import edit_or_send
 from bot.telegram.texts import format_date
-from handlers.common import edit_or_send
 from storage.models import ACTIVE_STATES, REFUNDED_STATES, Activation, User
 from storage.repo import Repo
 
@@ -73,25 +73,27 @@ async def numbers_view(
     return "\n\n".join(parts), keyboard
 
 
+async def numbers_command(message: Message, t: Translator, repo: Repo, user: User) -> None:
+    text, keyboard = await numbers_view(t, repo, user, HistoryFilter.ALL, 0)
+    await message.answer(text, reply_markup=keyboard)
+
+
+async def numbers_menu(query: CallbackQuery, t: Translator, repo: Repo, user: User) -> None:
+    text, keyboard = await numbers_view(t, repo, user, HistoryFilter.ALL, 0)
+    await edit_or_send(query, text, keyboard)
+
+
+async def numbers_page(
+    query: CallbackQuery, callback_data: HistoryCb, t: Translator, repo: Repo, user: User
+) -> None:
+    text, keyboard = await numbers_view(t, repo, user, callback_data.status, callback_data.page)
+    await edit_or_send(query, text, keyboard)
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(F.chat.type == "private")
-
-    @router.message(Command("numbers"))
-    async def numbers_command(message: Message, t: Translator, repo: Repo, user: User) -> None:
-        text, keyboard = await numbers_view(t, repo, user, HistoryFilter.ALL, 0)
-        await message.answer(text, reply_markup=keyboard)
-
-    @router.callback_query(MenuCb.filter(F.action == MenuAction.NUMBERS))
-    async def numbers_menu(query: CallbackQuery, t: Translator, repo: Repo, user: User) -> None:
-        text, keyboard = await numbers_view(t, repo, user, HistoryFilter.ALL, 0)
-        await edit_or_send(query, text, keyboard)
-
-    @router.callback_query(HistoryCb.filter())
-    async def numbers_page(
-        query: CallbackQuery, callback_data: HistoryCb, t: Translator, repo: Repo, user: User
-    ) -> None:
-        text, keyboard = await numbers_view(t, repo, user, callback_data.status, callback_data.page)
-        await edit_or_send(query, text, keyboard)
-
+    router.message.register(numbers_command, Command("numbers"))
+    router.callback_query.register(numbers_menu, MenuCb.filter(F.action == MenuAction.NUMBERS))
+    router.callback_query.register(numbers_page, HistoryCb.filter())
     return router

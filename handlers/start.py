@@ -8,71 +8,60 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.telegram.callbacks import LangCb, MenuAction, MenuCb
 from bot.telegram.i18n import I18n, Translator
 from bot.telegram.keyboards import back_to_menu, language_keyboard, main_menu
-from bot.telegram.texts import format_duration
-from handlers.common import edit_or_send
+from bot.telegram.menu import help_text, menu_text
+from bot.telegram.replies import edit_or_send
 from storage.models import User, Wallet
 from storage.repo import Repo
 
 
-def menu_text(t: Translator, settings: Settings, wallet: Wallet) -> str:
-    text = t("menu-text", balance=format_usd(wallet.balance))
-    if settings.sandbox_mode:
-        text = f"{text}\n\n{t('sandbox-badge')}"
-    return text
+async def start(message: Message, t: Translator, settings: Settings, wallet: Wallet) -> None:
+    await message.answer(menu_text(t, settings, wallet), reply_markup=main_menu(t))
 
 
-def help_text(t: Translator, settings: Settings) -> str:
-    return t(
-        "help-text",
-        lock=format_duration(settings.cancel_lock_seconds),
-        timeout=format_duration(settings.auto_cancel_after_seconds),
-    )
+async def help_command(message: Message, t: Translator, settings: Settings) -> None:
+    await message.answer(help_text(t, settings), reply_markup=back_to_menu(t))
+
+
+async def menu(query: CallbackQuery, t: Translator, settings: Settings, wallet: Wallet) -> None:
+    await edit_or_send(query, menu_text(t, settings, wallet), main_menu(t))
+
+
+async def help_button(query: CallbackQuery, t: Translator, settings: Settings) -> None:
+    await edit_or_send(query, help_text(t, settings), back_to_menu(t))
+
+
+async def language_menu(query: CallbackQuery, t: Translator) -> None:
+    await edit_or_send(query, t("language-text"), language_keyboard(t))
+
+
+async def set_language(
+    query: CallbackQuery,
+    callback_data: LangCb,
+    user: User,
+    wallet: Wallet,
+    repo: Repo,
+    i18n: I18n,
+    settings: Settings,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if callback_data.lang not in i18n.languages:
+        callback_data = LangCb(lang=i18n.translator(None).lang)
+    await repo.users.set_language(user.id, callback_data.lang)
+    t = i18n.translator(callback_data.lang)
+    callback_answer.text = t.plain("language-set")
+    await edit_or_send(query, menu_text(t, settings, wallet), main_menu(t))
 
 
 def build_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(F.chat.type == "private")
-
-    @router.message(CommandStart())
-    async def start(message: Message, t: Translator, settings: Settings, wallet: Wallet) -> None:
-        await message.answer(menu_text(t, settings, wallet), reply_markup=main_menu(t))
-
-    @router.message(Command("help"))
-    async def help_command(message: Message, t: Translator, settings: Settings) -> None:
-        await message.answer(help_text(t, settings), reply_markup=back_to_menu(t))
-
-    @router.callback_query(MenuCb.filter(F.action == MenuAction.MAIN))
-    async def menu(query: CallbackQuery, t: Translator, settings: Settings, wallet: Wallet) -> None:
-        await edit_or_send(query, menu_text(t, settings, wallet), main_menu(t))
-
-    @router.callback_query(MenuCb.filter(F.action == MenuAction.HELP))
-    async def help_button(query: CallbackQuery, t: Translator, settings: Settings) -> None:
-        await edit_or_send(query, help_text(t, settings), back_to_menu(t))
-
-    @router.callback_query(MenuCb.filter(F.action == MenuAction.LANGUAGE))
-    async def language_menu(query: CallbackQuery, t: Translator) -> None:
-        await edit_or_send(query, t("language-text"), language_keyboard(t))
-
-    @router.callback_query(LangCb.filter())
-    async def set_language(
-        query: CallbackQuery,
-        callback_data: LangCb,
-        user: User,
-        wallet: Wallet,
-        repo: Repo,
-        i18n: I18n,
-        settings: Settings,
-        callback_answer: CallbackAnswer,
-    ) -> None:
-        if callback_data.lang not in i18n.languages:
-            callback_data = LangCb(lang=i18n.translator(None).lang)
-        await repo.users.set_language(user.id, callback_data.lang)
-        t = i18n.translator(callback_data.lang)
-        callback_answer.text = t.plain("language-set")
-        await edit_or_send(query, menu_text(t, settings, wallet), main_menu(t))
-
+    router.message.register(start, CommandStart())
+    router.message.register(help_command, Command("help"))
+    router.callback_query.register(menu, MenuCb.filter(F.action == MenuAction.MAIN))
+    router.callback_query.register(help_button, MenuCb.filter(F.action == MenuAction.HELP))
+    router.callback_query.register(language_menu, MenuCb.filter(F.action == MenuAction.LANGUAGE))
+    router.callback_query.register(set_language, LangCb.filter())
     return router

@@ -9,7 +9,6 @@ an answer with a next step, and says whether anything was charged.
 from __future__ import annotations
 
 import logging
-import time
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
@@ -39,6 +38,7 @@ from bot.services.catalogue import Catalogue
 from bot.services.errors import UpstreamBalanceExhausted
 from bot.services.purchase_queue import PurchaseQueue, Queued
 from bot.telegram.callbacks import BuyCb
+from bot.telegram.cards import send_card, show_place
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import (
     confirm_price_keyboard,
@@ -47,8 +47,7 @@ from bot.telegram.keyboards import (
     retry_keyboard,
     services_button_keyboard,
 )
-from bot.telegram.queue_notify import QueueNotifier, render_place
-from bot.telegram.texts import render_card
+from bot.telegram.queue_notify import QueueNotifier
 from storage.models import Activation, Chat, User, Wallet
 from storage.repo import Repo
 
@@ -157,28 +156,9 @@ class BuyView:
 
     async def _show_in(self, chat_id: int, result: Activation | Queued) -> None:
         if isinstance(result, Queued):
-            await self._show_place(chat_id, result)
-            return
-        text, markup = render_card(result, self.t, time.time())
-        sent = await self.bot.send_message(chat_id, text, reply_markup=markup)
-        await self.repo.activations.set_card(result.id, chat_id, sent.message_id)
-
-    async def _show_place(self, chat_id: int, queued: Queued) -> None:
-        """The buyer's place in line; the message becomes the card once served."""
-        t = self.t
-        text, markup = render_place(queued.activation, queued.place, queued.wait, t)
-        sent = await self.bot.send_message(chat_id, text, reply_markup=markup)
-        settled = await self.queue.attach_message(queued.activation.id, chat_id, sent.message_id)
-        if settled is None:
-            self.notifier.shown(queued.activation.id, queued.place, queued.wait)
-            return
-        # Served (and settled) in the moment before its message existed: draw the card now.
-        card, card_markup = render_card(settled, t, time.time())
-        try:
-            await sent.edit_text(card, reply_markup=card_markup)
-        except TelegramBadRequest as exc:
-            if "message is not modified" not in exc.message:
-                logger.info("cannot turn activation %d's place into its card: %s", settled.id, exc)
+            await show_place(self.bot, self.queue, self.notifier, chat_id, result, self.t)
+        else:
+            await send_card(self.bot, self.repo, chat_id, result, self.t)
 
     # --- outcomes -------------------------------------------------------------------------
 
@@ -322,6 +302,7 @@ async def handle_buy_tap(
         price=callback_data.price,
         nonce=callback_data.nonce,
     )
+
     async def show(outcome: BuyOutcome) -> None:
         await view.render(outcome, callback_data.country)
 

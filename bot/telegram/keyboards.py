@@ -297,3 +297,33 @@ def history_keyboard(
         rows.append(nav)
     rows.append(menu_row(t))
     return markup(rows)
+
+
+def group_services_keyboard(
+    t: Translator, services: Iterable[Service], *, country: str, page: int, pages: int
+) -> InlineKeyboardMarkup:
+    """The service list for a group: no favourites and no menu, which belong to a private
+    chat; a single-pool service buys at once, a multi-pool one opens its pools."""
+    rows: Rows = []
+    for service in services:
+        label = service_label(t, service)
+        if service.multi_pool:
+            try:
+                data = ServiceCb(
+                    action=ServiceAction.OPEN, country=country, ref=service.ref, page=page
+                )
+                rows.append([button(label, data)])
+            except ValueError:
+                continue
+        else:
+            buy = buy_button(label, country, service, None, service.price_units)
+            if buy is not None:
+                rows.append([buy])
+    nav: list[InlineKeyboardButton] = []
+    if page > 0:
+        nav.append(button(t.plain("page-prev-button"), ServicesCb(country=country, page=page - 1)))
+    if page < pages - 1:
+        nav.append(button(t.plain("page-next-button"), ServicesCb(country=country, page=page + 1)))
+    if nav:
+        rows.append(nav)
+    return markup(rows)

@@ -20,8 +20,8 @@ from bot.money import to_units
 from bot.sandbox import Sandbox
 from bot.services.admin import CSV_COLUMNS
 from bot.services.poller import Delivery, install
+from bot.telegram.admin_alerts import LOW_BALANCE_JOB_ID, low_balance_check
 from bot.telegram.outbox import OutboxSender
-from handlers.admin import LOW_BALANCE_JOB_ID, low_balance_check
 from storage.models import LedgerEntry
 from tests.conftest import make_settings, running_app
 from tests.e2e.helpers import (

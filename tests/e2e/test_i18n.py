@@ -27,7 +27,7 @@ def test_every_key_exists_in_every_language_with_the_same_variables() -> None:
 def _keys_used_in_code() -> set[str]:
     """Literal keys passed to a translator (`t("...")` / `t.plain("...")`) in the bot layer."""
     used: set[str] = set()
-    files = [*ROOT.joinpath("handlers").glob("*.py"), *ROOT.joinpath("bot").glob("*.py")]
+    files = [*ROOT.joinpath("handlers").rglob("*.py"), *ROOT.joinpath("bot").rglob("*.py")]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
             if not isinstance(node, ast.Call) or not node.args:

@@ -1,0 +1,12 @@
+"""FSM states of the conversations that wait for a typed line."""
+
+from __future__ import annotations
+
+from aiogram.fsm.state import State, StatesGroup
+
+
+class AdminStates(StatesGroup):
+    find_user = State()
+    topup_amount = State()  # data: user_id
+    broadcast_text = State()
+    markup_value = State()
