@@ -129,14 +129,13 @@ async def refund_command(
 
 async def do_refund(
     bot: Bot,
-    db: Database,
+    repo: Repo,
     i18n: I18n,
     t: Translator,
     payment_id: int,
     admin: User,
     outbox: OutboxSender | None,
 ) -> str:
-    repo = Repo(db)
     payment = await repo.payments.get(payment_id)
     if payment is None:
         return t("admin-payment-unknown")
@@ -199,7 +198,7 @@ async def refund_ok(
     user: User,
     outbox: OutboxSender | None = None,
 ) -> None:
-    note = await do_refund(bot, db, i18n, t, callback_data.id, user, outbox)
+    note = await do_refund(bot, repo, i18n, t, callback_data.id, user, outbox)
     payment = await repo.payments.get(callback_data.id)
     if payment is None:
         await edit_or_send(query, note, markup([back_home(t)]))

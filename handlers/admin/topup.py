@@ -66,7 +66,7 @@ def _topup_notice(repo: Repo, i18n: I18n, user: User, units: int) -> NoticeHook:
 
 
 async def do_topup(
-    db: Database,
+    repo: Repo,
     i18n: I18n,
     t: Translator,
     user: User,
@@ -75,7 +75,6 @@ async def do_topup(
     key: str,
     outbox: OutboxSender | None,
 ) -> str:
-    repo = Repo(db)
     wallet = await repo.wallets.get_by_owner("user", user.id)
     if wallet is None:
         return t("admin-user-no-wallet", id=user.id)
@@ -129,7 +128,7 @@ async def topup_command(
         return
     # Telegram may deliver one command twice; its message id makes it one top-up.
     key = f"cmd:{message.chat.id}:{message.message_id}"
-    await message.answer(await do_topup(db, i18n, t, target, units, user, key, outbox))
+    await message.answer(await do_topup(repo, i18n, t, target, units, user, key, outbox))
 
 
 async def topup_amounts(
@@ -195,7 +194,7 @@ async def topup_amount(
         await edit_or_send(query, text, keyboard)
         return
     key = f"btn:{user.id}:{callback_data.nonce}"
-    note = await do_topup(db, i18n, t, target, units, user, key, outbox)
+    note = await do_topup(repo, i18n, t, target, units, user, key, outbox)
     callback_answer.text = t.plain("admin-done")
     text, keyboard = await card_view(t, repo, target.id, note)
     await edit_or_send(query, text, keyboard)
