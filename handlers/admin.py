@@ -13,9 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.fsm.context import FSMContext
@@ -52,12 +51,13 @@ from bot.services.topup import (
 )
 from bot.telegram.callbacks import AdminAction, AdminCb, new_nonce
 from bot.telegram.i18n import I18n, Translator
+from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.outbox import OutboxSender, message_payload
 from bot.telegram.texts import format_date
 from handlers.common import edit_or_send
 from handlers.topup import preset_units
 from storage.db import Database
-from storage.models import Broadcast, Payment, User, Wallet
+from storage.models import Payment, User, Wallet
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
@@ -270,13 +270,6 @@ def payment_line(t: Translator, payment: Payment) -> str:
     )
 
 
-def _outbox(dispatcher: Dispatcher | None, outbox: OutboxSender | None) -> OutboxSender | None:
-    if outbox is not None:
-        return outbox
-    found = dispatcher.get("outbox") if dispatcher is not None else None
-    return found if isinstance(found, OutboxSender) else None
-
-
 def telegram_refunder(bot: Bot) -> TelegramRefund:
     async def refund(payment: Payment) -> None:
         try:
@@ -293,36 +286,10 @@ def telegram_refunder(bot: Bot) -> TelegramRefund:
 
 
 async def low_balance_check(
-    db: Database,
-    client: DaisySimClient,
-    settings: Settings,
-    i18n: I18n,
-    outbox: OutboxSender | None,
+    db: Database, client: DaisySimClient, settings: Settings, notifier: TelegramNotifier
 ) -> admin_service.BalanceCheck:
     """One look at the upstream balance; admins are alerted once per low episode."""
-
-    def payload(admin_id: int, lang: str | None, balance: int) -> dict[str, Any]:
-        t = i18n.translator(lang)
-        text = t(
-            "admin-alert-low-balance",
-            balance=format_usd(balance),
-            threshold=format_usd(settings.low_balance_alert_units),
-        )
-        return message_payload(text)
-
-    check = await admin_service.check_upstream_balance(db, client, settings, payload)
-    if check.alerted and outbox is not None:
-        outbox.wake()
-    return check
-
-
-async def alert_upstream_exhausted(
-    db: Database, settings: Settings, i18n: I18n, outbox: OutboxSender | None
-) -> None:
-    """INSUFFICIENT_BALANCE from the upstream: tell the admins (once an hour at most)."""
-    queued = await admin_service.alert_upstream_exhausted(db, settings, i18n)
-    if queued and outbox is not None:
-        outbox.wake()
+    return await admin_service.check_upstream_balance(db, client, settings, notifier)
 
 
 # --- the router ---------------------------------------------------------------------------
@@ -335,19 +302,18 @@ def build_router() -> Router:
 
     @router.startup()
     async def schedule_balance_check(
-        dispatcher: Dispatcher,
         scheduler: BaseScheduler | None = None,
         db: Database | None = None,
         daisysim: DaisySimClient | None = None,
         settings: Settings | None = None,
-        i18n: I18n | None = None,
+        notifier: TelegramNotifier | None = None,
     ) -> None:
-        if scheduler is None or db is None or daisysim is None or settings is None or not i18n:
+        if scheduler is None or db is None or daisysim is None or settings is None or not notifier:
             return  # a dispatcher built without the app's parts (a bare test): no job
 
         async def job() -> None:
             try:
-                await low_balance_check(db, daisysim, settings, i18n, _outbox(dispatcher, None))
+                await low_balance_check(db, daisysim, settings, notifier)
             except Exception:
                 logger.exception("the upstream balance check failed")
 
@@ -841,12 +807,9 @@ def build_router() -> Router:
         db: Database,
         t: Translator,
         callback_answer: CallbackAnswer,
-        outbox: OutboxSender | None = None,
+        notifier: TelegramNotifier,
     ) -> None:
-        def payload(broadcast: Broadcast, user_id: int) -> dict[str, Any]:
-            return message_payload(broadcast.text)
-
-        result = await admin_service.confirm_broadcast(db, callback_data.id, payload)
+        result = await admin_service.confirm_broadcast(db, callback_data.id, notifier)
         message = query.message
         if result is None:
             callback_answer.text = t.plain("admin-broadcast-gone")
@@ -854,8 +817,6 @@ def build_router() -> Router:
         if not result.confirmed_now:
             callback_answer.text = t.plain("admin-broadcast-already")
             return
-        if outbox is not None:
-            outbox.wake()
         # An alert, not a message: this chat has just had several messages, and the outbox
         # must find room in it for other admins' alerts.
         callback_answer.text = t.plain("admin-broadcast-queued", count=result.queued)
@@ -1003,7 +964,6 @@ __all__ = [
     "LOW_BALANCE_JOB_ID",
     "AdminStates",
     "IsAdmin",
-    "alert_upstream_exhausted",
     "build_router",
     "low_balance_check",
     "telegram_refunder",

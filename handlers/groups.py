@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.daisysim import DaisySimClient
 from bot.money import UNITS_PER_USD, format_usd
 from bot.services import groups as group_service
+from bot.services.admin import alert_upstream_exhausted
 from bot.services.catalogue import Catalogue, Service, page_of
 from bot.services.errors import (
     DailyLimitExceeded,
@@ -63,10 +64,9 @@ from bot.telegram.keyboards import (
 )
 from bot.telegram.keyboards import service_label as plain_service_label
 from bot.telegram.middlewares import KeyedLocks
-from bot.telegram.outbox import OutboxSender
+from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.queue_notify import QueueNotifier
 from handlers.activation import act_on_card
-from handlers.admin import alert_upstream_exhausted
 from handlers.common import edit_or_send, send_card
 from handlers.purchase import start_purchase
 from handlers.queue import show_place
@@ -743,11 +743,10 @@ def build_router() -> Router:
         catalogue: Catalogue,
         settings: Settings,
         buy_locks: KeyedLocks,
-        i18n: I18n,
         user: User,
         t: Translator,
         callback_answer: CallbackAnswer,
-        outbox: OutboxSender | None = None,
+        notifier: TelegramNotifier,
         purchase_queue: PurchaseQueue | None = None,
         queue_notifier: QueueNotifier | None = None,
     ) -> None:
@@ -837,7 +836,7 @@ def build_router() -> Router:
                 return
             except PurchaseRejected as exc:
                 if isinstance(exc, UpstreamBalanceExhausted):
-                    await alert_upstream_exhausted(db, settings, i18n, outbox)
+                    await alert_upstream_exhausted(db, settings, notifier)
                 await rejected(
                     message, exc, quote.service, quote.provider_id, country, t, catalogue
                 )

@@ -17,6 +17,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from bot.config import Settings
 from bot.daisysim import DaisySimClient
 from bot.money import format_usd
+from bot.services.admin import alert_upstream_exhausted
 from bot.services.catalogue import Catalogue, Quote
 from bot.services.errors import (
     DailyLimitExceeded,
@@ -28,7 +29,7 @@ from bot.services.errors import (
 from bot.services.purchase import PurchaseRequest, purchase
 from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
 from bot.telegram.callbacks import BuyCb
-from bot.telegram.i18n import I18n, Translator
+from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import (
     confirm_price_keyboard,
     insufficient_keyboard,
@@ -37,9 +38,8 @@ from bot.telegram.keyboards import (
     services_button_keyboard,
 )
 from bot.telegram.middlewares import KeyedLocks
-from bot.telegram.outbox import OutboxSender
+from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.queue_notify import QueueNotifier
-from handlers.admin import alert_upstream_exhausted
 from handlers.common import send_card, send_to_chat_of
 from handlers.queue import show_place
 from storage.db import Database
@@ -73,8 +73,7 @@ def build_router() -> Router:
         wallet: Wallet,
         t: Translator,
         callback_answer: CallbackAnswer,
-        i18n: I18n,
-        outbox: OutboxSender | None = None,
+        notifier: TelegramNotifier,
         purchase_queue: PurchaseQueue | None = None,
         queue_notifier: QueueNotifier | None = None,
     ) -> None:
@@ -143,7 +142,7 @@ def build_router() -> Router:
             except PurchaseRejected as exc:
                 if isinstance(exc, UpstreamBalanceExhausted):
                     # Our DaisySim account is empty: every purchase fails until it is topped up.
-                    await alert_upstream_exhausted(db, settings, i18n, outbox)
+                    await alert_upstream_exhausted(db, settings, notifier)
                 await _rejected(query, exc, quote, catalogue, t, country)
                 return
             except PurchasePending as exc:

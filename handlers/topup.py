@@ -23,6 +23,7 @@ from aiogram.types import (
 from bot.config import Settings
 from bot.money import UNITS_PER_USD, format_usd
 from bot.services import admin as admin_service
+from bot.services.notify import UncreditedPayment
 from bot.services.topup import (
     STARS_CURRENCY,
     STARS_PRESETS_USD,
@@ -34,6 +35,7 @@ from bot.services.topup import (
 )
 from bot.telegram.callbacks import MenuAction, MenuCb, TopupCb
 from bot.telegram.i18n import I18n, Translator, language_for
+from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.outbox import OutboxSender, message_payload
 from handlers.common import edit_or_send
 from storage.db import Database
@@ -169,9 +171,9 @@ def build_router() -> Router:
         db: Database,
         repo: Repo,
         settings: Settings,
-        i18n: I18n,
         t: Translator,
         user: User,
+        notifier: TelegramNotifier,
         outbox: OutboxSender | None = None,
     ) -> None:
         paid = message.successful_payment
@@ -202,24 +204,19 @@ def build_router() -> Router:
                 notice=notice,
             )
         except PaymentNotCredited as exc:
-            failure = exc
             logger.error("Stars payment %s not credited: %s", exc.charge_id, exc.reason)
             await admin_service.alert_admins(
                 db,
                 settings,
-                lambda admin_id, lang: message_payload(
-                    i18n.translator(lang)(
-                        "admin-alert-payment",
-                        charge=failure.charge_id,
-                        user=user.id,
-                        stars=paid.total_amount,
-                        reason=failure.reason,
-                    )
+                notifier,
+                UncreditedPayment(
+                    charge_id=exc.charge_id,
+                    user_id=user.id,
+                    stars=paid.total_amount,
+                    reason=exc.reason,
                 ),
                 dedupe=f"payment:{exc.charge_id}",
             )
-            if outbox is not None:
-                outbox.wake()
             await message.answer(t("topup-not-credited"))
             return
         if credit.credited and outbox is not None:
