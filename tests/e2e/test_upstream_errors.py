@@ -17,6 +17,7 @@ from tests.conftest import (
     AppFactory,
 )
 from tests.e2e.helpers import (
+    QUIET_POLL_SECONDS,
     activations,
     assert_books_balanced,
     balance,
@@ -25,24 +26,13 @@ from tests.e2e.helpers import (
     ledger,
     no_traceback,
     open_services,
+    poller_looked_once,
     start,
     wait_until,
     with_card,
 )
 
 START = 100_000
-# The poller looks at a new number at once, then not again for this long (upstream seconds:
-# a minute of real time here), so a test that injects check-all or cancel faults owns every
-# such request the upstream sees until the poller's second look.
-QUIET_POLL_SECONDS = 3600.0
-
-
-async def poller_looked_once(app: App, activation_id: int) -> None:
-    poller = app.poller
-    await wait_until(
-        lambda: poller.follows(activation_id) and poller.stats.ids_checked >= 1,
-        what="the poller's first look at the number",
-    )
 
 
 async def test_out_of_stock_offers_to_try_again(
