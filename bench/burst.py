@@ -45,7 +45,6 @@ from bot.config import Settings
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser, FloodLimits
 from bot.ledger_check import check_ledger
 from bot.services import money
-from bot.services.poller import install as install_delivery
 from bot.services.purchase import token_of
 
 TOKEN = "4242:BURST-token"
@@ -62,7 +61,7 @@ FIRST_USER = 600_000
 @contextlib.asynccontextmanager
 async def running_bot(settings: Settings, emulator: BotAPIEmulator) -> AsyncIterator[App]:
     """The production app (queue, poller, outbox sender), polling the emulator."""
-    app = await create_app(settings, job_installers=[install_delivery])
+    app = await create_app(settings)
     polling = asyncio.create_task(app.start_polling())
     try:
         await emulator.wait_polling(timeout=15)

@@ -3,7 +3,7 @@ sandbox DaisySim and the Bot API emulator, in one process, over loopback HTTP.
 
 The rig is the production composition minus the dispatcher (no user presses a button here):
 settings → SQLite → DaisySimClient → aiogram Bot → OutboxSender + Poller, scheduled by an
-APScheduler AsyncIOScheduler exactly as `bot.services.poller.install` does in the app.
+APScheduler AsyncIOScheduler exactly as `bot.app.create_app` builds and schedules them.
 
 Numbers come from the servers' own records: the emulator's `calls` (monotonic arrival time of
 every Bot API request, and its 429 count) and the sandbox's request log and stats.
@@ -29,6 +29,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.app import Delivery, build_delivery
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
 from bot.emulator import BotAPIEmulator, FloodLimits
@@ -36,7 +37,6 @@ from bot.sandbox import API_PREFIX, SandboxControl
 from bot.services import money
 from bot.services import wallet as wallet_service
 from bot.services.money import PurchaseRequest
-from bot.services.poller import Delivery, build_delivery
 from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.i18n import I18n
 from bot.telegram.texts import render_card
@@ -133,7 +133,7 @@ class Rig:
     async def start_delivery(self, *, flood: FloodLimits | None = None) -> None:
         """Telegram's limits on from here (fresh buckets), then the poller and the sender."""
         self.emulator.flood_limits = flood or FloodLimits()
-        self.delivery.add_jobs(self.scheduler)
+        self.delivery.poller.add_jobs(self.scheduler)
         self.scheduler.start()
         await self.delivery.start()
 

@@ -453,21 +453,16 @@ async def child(cycles: int, waiting: int) -> None:
     framework, _ = rss_mb()
     from bot.app import create_app
     from bot.config import Settings
-    from bot.services.poller import Poller
-    from bot.services.poller import install as install_delivery
 
     began = time.monotonic()
     settings = Settings(_env_file=None)
-    app = await create_app(settings, job_installers=[install_delivery])
+    app = await create_app(settings)
     polling = asyncio.create_task(app.start_polling())
     try:
         deadline = time.monotonic() + 60
 
-        def poller() -> Poller | None:
-            found = app.dp.get("poller")
-            return found if isinstance(found, Poller) else None
-
-        while (p := poller()) is None or p.stats.ticks == 0:
+        p = app.poller
+        while p.stats.ticks == 0:
             if polling.done() or time.monotonic() > deadline:
                 raise RuntimeError("the bot did not start")
             await asyncio.sleep(0.05)

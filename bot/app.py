@@ -1,7 +1,10 @@
-"""Composition root: settings → storage → DaisySim client → bot and dispatcher → scheduler.
+"""Composition root: settings → storage → DaisySim client → services → Telegram edge →
+dispatcher → scheduler.
 
-Nothing here runs at import time. `create_app` builds one `App`; `App.start_polling()` runs it
-until `App.stop()` (or a signal, when asked to handle them); `run_bot` is `daisybot run`.
+Nothing here runs at import time. `create_app` builds one `App`, always the whole of it: the
+handlers, the outbox sender, the poller with its jobs, the purchase queue and the notifiers
+between the services and Telegram. `App.start_polling()` runs it until `App.stop()` (or a
+signal, when asked to handle them); `run_bot` is `daisybot run`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import contextlib
 import logging
 import random
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -31,13 +34,15 @@ from bot.daisysim import DaisySimClient, RateLimits
 from bot.services import admin as admin_service
 from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
-from bot.telegram import queue_notify
+from bot.services.poller import Poller
+from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.buy_flow import membership
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.telegram.i18n import LANGUAGES, I18n
-from bot.telegram.limits import TelegramLimiter
 from bot.telegram.middlewares import InflightMiddleware, UserMiddleware
+from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.outbox import OutboxSender
+from bot.telegram.queue_notify import QueueNotifier
 from handlers import build_routers
 from storage.db import Database
 from storage.repo import Repo
@@ -55,8 +60,43 @@ STOP_GRACE_SECONDS = 10.0
 # How long one DaisySim request may take; a purchase that exceeds it is reconciled, not retried.
 DAISYSIM_TIMEOUT_SECONDS = 15.0
 
-# What an installer returns (e.g. the objects it built) is ignored.
-JobInstaller = Callable[["App"], object]
+
+@dataclass(eq=False)
+class Delivery:
+    """The outbox sender and the poller that feeds it, started and stopped together: the
+    sender first (messages left queued by the previous run go out while the poller
+    reconciles) and last (it sends what the poller queued before it stopped)."""
+
+    sender: OutboxSender
+    poller: Poller
+    notifier: TelegramNotifier
+    _starting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.sender.start()
+        await self.poller.start()
+
+    def start_soon(self) -> None:
+        """Start without holding up the caller: reconciliation asks the upstream first."""
+        self._starting = asyncio.get_running_loop().create_task(self.start(), name="delivery-start")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self.poller.remove_jobs()
+        if self._starting is not None and not self._starting.done():
+            await asyncio.wait({self._starting}, timeout=timeout)
+        await self.poller.stop(timeout)
+        await self.sender.stop(timeout)
+
+
+def build_delivery(
+    settings: Settings, *, db: Database, client: DaisySimClient, bot: Bot, i18n: I18n
+) -> Delivery:
+    sender = OutboxSender(db=db, bot=bot)
+    notifier = TelegramNotifier(db=db, i18n=i18n, sender=sender)
+    poller = Poller.from_settings(
+        settings, db=db, client=client, notifier=notifier, countdown=notifier
+    )
+    return Delivery(sender=sender, poller=poller, notifier=notifier)
 
 
 @dataclass(eq=False)
@@ -73,14 +113,23 @@ class App:
     catalogue: Catalogue
     i18n: I18n
     inflight: InflightMiddleware
-    # Functions that add jobs (poller, outbox, ...) to `scheduler`; they run at start-up, when
-    # the event loop runs, so a job can take `app` and find everything through it.
-    job_installers: list[JobInstaller] = field(default_factory=list)
+    delivery: Delivery
+    purchase_queue: PurchaseQueue
+    queue_notifier: QueueNotifier
     _polling: asyncio.Event | None = None
     _closed: bool = False
 
-    def add_job_installer(self, installer: JobInstaller) -> None:
-        self.job_installers.append(installer)
+    @property
+    def outbox(self) -> OutboxSender:
+        return self.delivery.sender
+
+    @property
+    def poller(self) -> Poller:
+        return self.delivery.poller
+
+    @property
+    def notifier(self) -> TelegramNotifier:
+        return self.delivery.notifier
 
     async def start_polling(self, *, handle_signals: bool = False) -> None:
         """Poll Telegram until `stop()` (or SIGINT/SIGTERM when `handle_signals`)."""
@@ -100,8 +149,10 @@ class App:
     async def stop(self) -> None:
         """Stop polling, then the jobs, let running handlers finish, then close everything.
 
-        Idempotent. The scheduler stops here (not in a dispatcher shutdown hook) so that it
-        stops exactly once, after polling and before the client and database close.
+        Idempotent. Polling ends with the dispatcher's shutdown, which stops the purchase
+        queue and then the poller and the outbox sender (it sends what they queued). The
+        scheduler stops here (not in a dispatcher shutdown hook) so that it stops exactly
+        once, after polling and before the client and database close.
         """
         if self._closed:
             return
@@ -139,7 +190,6 @@ async def create_app(
     daisysim_base_url_override: str | None = None,
     daisysim_api_key_override: str | None = None,
     daisysim_timeout: float = DAISYSIM_TIMEOUT_SECONDS,
-    job_installers: Sequence[JobInstaller] = (),
 ) -> App:
     """Build the app; nothing talks to Telegram or DaisySim until `start_polling`."""
     db = await Database.open(settings.database_path)
@@ -173,6 +223,39 @@ async def create_app(
     catalogue = Catalogue(client, repo, settings)
     scheduler = AsyncIOScheduler(timezone="UTC")
     inflight = InflightMiddleware()
+    # Codes, refunds, alerts and card redraws reach people through the outbox.
+    delivery = build_delivery(settings, db=db, client=client, bot=bot, i18n=i18n)
+    # Purchases beyond the upstream's rate limit wait in a fair line.
+    purchase_queue = PurchaseQueue(
+        repo,
+        client,
+        cancel_lock_seconds=settings.cancel_lock_seconds,
+        max_places_per_wallet=settings.queue_max_places_per_wallet,
+        time_scale=settings.daisysim_time_scale,
+    )
+    queue_notifier = QueueNotifier(
+        db=db,
+        i18n=i18n,
+        settings=settings,
+        queue=purchase_queue,
+        sender=delivery.sender,
+        notifier=delivery.notifier,
+        time_scale=settings.daisysim_time_scale,
+    )
+    purchase_queue.listener = queue_notifier
+
+    async def upstream_exhausted() -> None:
+        # Our DaisySim account is empty: every purchase fails until it is topped up.
+        await admin_service.alert_upstream_exhausted(db, settings, delivery.notifier)
+
+    # The one buy path: private chats, groups and Buy again.
+    buying = Buying(
+        repo,
+        catalogue,
+        purchase_queue,
+        membership=membership(bot),
+        upstream_exhausted=upstream_exhausted,
+    )
     dp = Dispatcher(
         settings=settings,
         db=db,
@@ -181,6 +264,11 @@ async def create_app(
         catalogue=catalogue,
         i18n=i18n,
         scheduler=scheduler,
+        buying=buying,
+        outbox=delivery.sender,
+        notifier=delivery.notifier,
+        purchase_queue=purchase_queue,
+        queue_notifier=queue_notifier,
     )
     app = App(
         settings=settings,
@@ -193,32 +281,15 @@ async def create_app(
         catalogue=catalogue,
         i18n=i18n,
         inflight=inflight,
-        job_installers=list(job_installers),
-    )
-    dp["app"] = app
-    # Purchases beyond the upstream's rate limit wait in a fair line (`purchase_queue`).
-    queue, _ = queue_notify.install(app)
-
-    async def upstream_exhausted() -> None:
-        # Our DaisySim account is empty: every purchase fails until it is topped up.
-        if await admin_service.alert_upstream_exhausted(db, settings, i18n):
-            sender = dp.get("outbox")
-            if isinstance(sender, OutboxSender):
-                sender.wake()
-
-    dp["buying"] = Buying(
-        repo, catalogue, queue, membership=membership(bot), upstream_exhausted=upstream_exhausted
+        delivery=delivery,
+        purchase_queue=purchase_queue,
+        queue_notifier=queue_notifier,
     )
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(UpdateContextMiddleware())
-
-    def outbox_limiter() -> TelegramLimiter | None:
-        # The outbox sender (installed with the poller) owns the one account of Telegram's
-        # limits; without it (a test app with no jobs) replies are not paced.
-        limiter = getattr(dp.get("outbox"), "limiter", None)
-        return limiter if isinstance(limiter, TelegramLimiter) else None
-
-    bot.session.middleware(HandlerFloodMiddleware(outbox_limiter))
+    # The outbox sender owns the one account of Telegram's limits; handler replies use it too.
+    limiter = delivery.sender.limiter
+    bot.session.middleware(HandlerFloodMiddleware(lambda: limiter))
     user_middleware = UserMiddleware()
     dp.message.outer_middleware(user_middleware)
     dp.callback_query.outer_middleware(user_middleware)
@@ -226,9 +297,11 @@ async def create_app(
     dp.include_routers(*build_routers())
 
     async def on_startup(bot: Bot) -> None:
+        await purchase_queue.start()
+        await queue_notifier.start()
         await _set_commands(bot, i18n)
-        for install in app.job_installers:
-            install(app)
+        delivery.poller.add_jobs(scheduler)
+        delivery.start_soon()
         scheduler.start()
         logger.info(
             "bot started (%s mode, upstream %s)",
@@ -236,7 +309,15 @@ async def create_app(
             client.base_url,
         )
 
+    async def on_shutdown() -> None:
+        # The line first: its last served buyers' cards are written to the outbox, which
+        # stops after the poller and sends what both queued.
+        await purchase_queue.stop()
+        await queue_notifier.stop()
+        await delivery.stop()
+
     dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
     return app
 
 
@@ -322,15 +403,11 @@ async def _run(settings: Settings) -> None:
         await sandbox.start()
         base_url, api_key = sandbox.base_url, SANDBOX_API_KEY
         logger.info("no DAISYSIM_API_KEY: running against the built-in sandbox (play money)")
-    # Codes, refunds and card redraws reach people through the poller and the outbox.
-    from bot.services import poller
-
     try:
         app = await create_app(
             settings,
             daisysim_base_url_override=base_url,
             daisysim_api_key_override=api_key,
-            job_installers=[poller.install],
         )
         try:
             await app.start_polling(handle_signals=True)

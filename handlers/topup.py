@@ -22,6 +22,7 @@ from aiogram.types import (
 from bot.config import Settings
 from bot.money import format_usd
 from bot.services import admin as admin_service
+from bot.services.notify import UncreditedPayment
 from bot.services.topup import (
     PaymentNotCredited,
     check_pre_checkout,
@@ -32,7 +33,8 @@ from bot.telegram.callbacks import MenuAction, MenuCb, TopupCb
 from bot.telegram.i18n import I18n, Translator, language_for
 from bot.telegram.keyboards import button, markup
 from bot.telegram.notices import payment_notice
-from bot.telegram.outbox import OutboxSender, message_payload
+from bot.telegram.notifier import TelegramNotifier
+from bot.telegram.outbox import message_payload
 from bot.telegram.replies import edit_or_send
 from bot.telegram.stars import preset_units, send_stars_invoice
 from storage.db import Database
@@ -114,10 +116,9 @@ async def successful_payment(
     db: Database,
     repo: Repo,
     settings: Settings,
-    i18n: I18n,
     t: Translator,
     user: User,
-    outbox: OutboxSender | None = None,
+    notifier: TelegramNotifier,
 ) -> None:
     paid = message.successful_payment
     assert paid is not None
@@ -147,28 +148,23 @@ async def successful_payment(
             notice=payment_notice(repo, chat_id, render, dedupe="stars"),
         )
     except PaymentNotCredited as exc:
-        failure = exc
         logger.error("Stars payment %s not credited: %s", exc.charge_id, exc.reason)
         await admin_service.alert_admins(
             db,
             settings,
-            lambda admin_id, lang: message_payload(
-                i18n.translator(lang)(
-                    "admin-alert-payment",
-                    charge=failure.charge_id,
-                    user=user.id,
-                    stars=paid.total_amount,
-                    reason=failure.reason,
-                )
+            notifier,
+            UncreditedPayment(
+                charge_id=exc.charge_id,
+                user_id=user.id,
+                stars=paid.total_amount,
+                reason=exc.reason,
             ),
             dedupe=f"payment:{exc.charge_id}",
         )
-        if outbox is not None:
-            outbox.wake()
         await message.answer(t("topup-not-credited"))
         return
-    if credit.credited and outbox is not None:
-        outbox.wake()
+    if credit.credited:
+        notifier.wake()
 
 
 async def refunded_payment(message: Message) -> None:

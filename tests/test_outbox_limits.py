@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.telegram.limits import SlidingWindow, TelegramLimiter, TelegramLimits, is_group_chat
+from bot.services.rates import SlidingWindow
+from bot.telegram.limits import TelegramLimiter, TelegramLimits, is_group_chat
 
 
 class Clock:

@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 
 from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
-from bot.telegram.limits import SlidingWindow
+from bot.services.rates import SlidingWindow
 
 
 def test_policy_defaults_match_the_upstream_budget() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiogram import Bot
 
 from bot.config import Settings
 from bot.ledger_check import check_ledger
@@ -44,7 +45,9 @@ from bot.services.topup import (
     refund_stars_payment,
     stars_for,
 )
-from bot.telegram.outbox import enqueue, message_payload
+from bot.telegram.i18n import I18n
+from bot.telegram.notifier import TelegramNotifier
+from bot.telegram.outbox import OutboxSender, enqueue, message_payload
 from storage.db import Database, Transaction
 from storage.models import Payment, Wallet
 from storage.repo import Repo
@@ -68,6 +71,16 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+async def notifier(db: Database) -> AsyncIterator[TelegramNotifier]:
+    """The real notifier over an outbox nobody sends: what was queued is read back."""
+    bot = Bot(token="1:x")
+    try:
+        yield TelegramNotifier(db=db, i18n=I18n(), sender=OutboxSender(db=db, bot=bot))
+    finally:
+        await bot.session.close()
 
 
 def settings(**values: Any) -> Settings:
@@ -534,25 +547,24 @@ async def test_stored_markup_overrides_the_environment_in_the_catalogue(db: Data
         assert await catalogue.markup() == Markup(conf.markup_percent, 100)
 
 
-async def test_broadcast_is_queued_once_for_reachable_users(db: Database) -> None:
+async def test_broadcast_is_queued_once_for_reachable_users(
+    db: Database, notifier: TelegramNotifier
+) -> None:
     repo = Repo(db)
     for uid in range(1, 8):
         await repo.users.upsert(uid, username=None, first_name=f"u{uid}")
     await repo.users.set_banned(3, True)
     await repo.users.set_inactive(4, True)
     draft = await admin_service.draft_broadcast(repo, ADMIN, "Hello <b>all</b>")
-
-    def payload(b: Any, uid: int) -> dict[str, Any]:
-        return message_payload(b.text)
-
     results = await asyncio.gather(
-        *(admin_service.confirm_broadcast(db, draft.id, payload) for _ in range(3))
+        *(admin_service.confirm_broadcast(db, draft.id, notifier) for _ in range(3))
     )
     assert sorted(r.queued for r in results if r is not None) == [0, 0, 5]
     assert sum(r.confirmed_now for r in results if r is not None) == 1
     rows = await db.fetch_all("SELECT chat_id FROM outbox WHERE kind = 'broadcast'")
     assert sorted(r[0] for r in rows) == [1, 2, 5, 6, 7]
-    assert await admin_service.confirm_broadcast(db, 999, payload) is None
+    assert await outbox_texts(db, 1) == ["Hello <b>all</b>"]
+    assert await admin_service.confirm_broadcast(db, 999, notifier) is None
     with pytest.raises(admin_service.BroadcastTooLong):
         await admin_service.draft_broadcast(repo, ADMIN, "x" * 5000)
 
@@ -579,27 +591,33 @@ async def test_ledger_export_parses_and_sums_to_the_balances(db: Database) -> No
     assert export.total_units == sum(wallets.values())
 
 
-async def test_low_balance_alerts_once_per_episode(db: Database) -> None:
+async def test_low_balance_alerts_once_per_episode(
+    db: Database, notifier: TelegramNotifier
+) -> None:
     repo = Repo(db)
     await repo.users.upsert(42, username=None, first_name="Admin", language="ru")
     conf = settings(low_balance_alert_usd="5")
-
-    def alert(admin_id: int, lang: str | None, balance: int) -> dict[str, Any]:
-        return message_payload(f"{lang}:{balance}")
+    i18n = I18n()
+    # Each admin in their own language: 42 chose Russian, 43 never started the bot.
+    ru, en = (
+        i18n.translator(lang)("admin-alert-low-balance", balance="$4.00", threshold="$5.00")
+        for lang in ("ru", None)
+    )
+    assert ru != en
 
     async with Sandbox(time_scale=60.0) as sb, make_client(sb, "acct") as client:
         await sb.control.set_account("acct", balance_units=40_000)
-        first = await admin_service.check_upstream_balance(db, client, conf, alert)
-        second = await admin_service.check_upstream_balance(db, client, conf, alert)
+        first = await admin_service.check_upstream_balance(db, client, conf, notifier)
+        second = await admin_service.check_upstream_balance(db, client, conf, notifier)
         assert first.low
         assert (first.alerted, second.alerted) == (2, 0)
-        assert await outbox_texts(db, 42) == ["ru:40000"]
-        assert await outbox_texts(db, 43) == ["None:40000"]
+        assert await outbox_texts(db, 42) == [ru]
+        assert await outbox_texts(db, 43) == [en]
         await sb.control.set_account("acct", balance_units=60_000)
-        back = await admin_service.check_upstream_balance(db, client, conf, alert)
+        back = await admin_service.check_upstream_balance(db, client, conf, notifier)
         assert not back.low
         await sb.control.set_account("acct", balance_units=30_000)
-        third = await admin_service.check_upstream_balance(db, client, conf, alert)
+        third = await admin_service.check_upstream_balance(db, client, conf, notifier)
         assert third.alerted == 2  # a new episode
         stats = await admin_service.collect_stats(repo, client)
         assert stats.upstream_balance == 30_000

@@ -224,7 +224,6 @@ class Demo:
             configure_logging(settings)
 
         from bot.app import create_app
-        from bot.services import poller
 
         # The same composition as `daisybot run` (bot.app._run), poller and outbox included:
         # codes, refunds and card redraws reach people only through them.
@@ -233,7 +232,6 @@ class Demo:
                 settings,
                 daisysim_base_url_override=sandbox.base_url,
                 daisysim_api_key_override=DEMO_SANDBOX_KEY,
-                job_installers=[poller.install],
             )
         except (OSError, sqlite3.Error) as exc:
             raise DemoError(f"cannot open the database {db_path}: {exc}") from exc

@@ -1,9 +1,9 @@
 """What the bot admins (ADMIN_IDS) do: stats, user lookup, bans, the markup, broadcasts,
 the ledger export and the upstream balance alert.
 
-Plain functions over the repositories, the DaisySim client and the outbox; the admin router
-renders their results. Anything sent to many people (broadcasts, alerts) is queued in the
-outbox, never sent from here.
+Plain functions over the repositories and the DaisySim client; the admin router renders their
+results. Anything sent to many people (broadcasts, alerts) is reported to the notifier inside
+the transaction that decides it, never sent from here.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import io
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, DaisySimError
@@ -25,14 +25,11 @@ from bot.money import UNITS_PER_USD, to_decimal
 from bot.services.catalogue import MARKUP_FIXED_UNITS_KEY, MARKUP_PERCENT_KEY, Markup
 from bot.services.errors import AppError
 from bot.services.money import day_start
+from bot.services.notify import AdminAlert, LowUpstreamBalance, Notifier, UpstreamExhausted
 from bot.services.topup import BadAmount, parse_amount
-from bot.telegram.outbox import enqueue, message_payload
 from storage.db import Database
 from storage.models import ACTIVE_STATES, Broadcast, LedgerEntry, Sales, User
 from storage.repo import Repo
-
-if TYPE_CHECKING:
-    from bot.telegram.i18n import I18n
 
 log = logging.getLogger(__name__)
 
@@ -281,10 +278,10 @@ class BroadcastQueued:
 
 
 async def confirm_broadcast(
-    db: Database, broadcast_id: int, payload: Callable[[Broadcast, int], Mapping[str, Any]]
+    db: Database, broadcast_id: int, notifier: Notifier
 ) -> BroadcastQueued | None:
-    """Queue the draft for every user a broadcast may reach, once: one outbox message each,
-    all in one transaction with the confirmation. None when there is no such draft."""
+    """Queue the draft for every user a broadcast may reach, once: one message each, all in
+    one transaction with the confirmation. None when there is no such draft."""
     repo = Repo(db)
     draft = await repo.broadcasts.get(broadcast_id)
     if draft is None:
@@ -298,18 +295,11 @@ async def confirm_broadcast(
         confirmed = await repo.broadcasts.confirm(tx, broadcast_id, len(recipients))
         if confirmed:
             for user_id in recipients:
-                queued_id = await enqueue(
-                    repo,
-                    user_id,
-                    "broadcast",
-                    payload(broadcast, user_id),
-                    dedupe_key=f"broadcast:{broadcast_id}:{user_id}",
-                    tx=tx,
-                )
-                queued += queued_id is not None
+                queued += await notifier.broadcast(tx, broadcast, user_id)
         current = await repo.broadcasts.get(broadcast_id, tx=tx)
     assert current is not None
     if queued:
+        notifier.wake()
         log.info("broadcast %d queued for %d users", broadcast_id, queued)
     return BroadcastQueued(broadcast=current, queued=queued, confirmed_now=confirmed)
 
@@ -387,44 +377,35 @@ async def export_ledger(
 
 
 async def alert_admins(
-    db: Database,
-    settings: Settings,
-    payload: Callable[[int, str | None], Mapping[str, Any] | None],
-    *,
-    dedupe: str,
+    db: Database, settings: Settings, notifier: Notifier, alert: AdminAlert, *, dedupe: str
 ) -> int:
-    """Queue an alert for every admin (`payload(admin_id, language)`); each admin gets one
-    per `dedupe` key however often this is called. Returns how many were queued now."""
+    """Tell every admin who can be reached of `alert`; each admin is told once per `dedupe`
+    key however often this is called. Returns how many were told now."""
     repo = Repo(db)
-    notices: list[tuple[int, Mapping[str, Any]]] = []
+    admins: list[int] = []
     for admin_id in sorted(settings.admin_ids):
         user = await repo.users.get(admin_id)
         if user is not None and (user.banned or user.inactive):
             continue
-        body = payload(admin_id, user.language if user else None)
-        if body is not None:
-            notices.append((admin_id, body))
+        admins.append(admin_id)
     queued = 0
     async with db.transaction() as tx:
-        for admin_id, body in notices:
-            queued_id = await enqueue(
-                repo, admin_id, "alert", body, dedupe_key=f"alert:{dedupe}:{admin_id}", tx=tx
-            )
-            queued += queued_id is not None
+        for admin_id in admins:
+            queued += await notifier.admin_alert(tx, admin_id, alert, dedupe=dedupe)
+    if queued:
+        notifier.wake()
     return queued
 
 
-async def alert_upstream_exhausted(db: Database, settings: Settings, i18n: I18n) -> int:
+async def alert_upstream_exhausted(db: Database, settings: Settings, notifier: Notifier) -> int:
     """INSUFFICIENT_BALANCE from the upstream: our account there cannot pay for numbers, so
     every purchase fails until it is topped up. The admins are told once an hour at most,
     whichever path (a buyer's tap, the purchase queue) ran into it. Returns how many alerts
     were queued now."""
     hour = int(time.time() // 3600)
-
-    def payload(admin_id: int, lang: str | None) -> dict[str, Any]:
-        return message_payload(i18n.translator(lang)("admin-alert-exhausted"))
-
-    return await alert_admins(db, settings, payload, dedupe=f"exhausted:{hour}")
+    return await alert_admins(
+        db, settings, notifier, UpstreamExhausted(), dedupe=f"exhausted:{hour}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,13 +423,13 @@ async def check_upstream_balance(
     db: Database,
     client: DaisySimClient,
     settings: Settings,
-    payload: Callable[[int, str | None, int], Mapping[str, Any] | None],
+    notifier: Notifier,
     *,
     now: float | None = None,
 ) -> BalanceCheck:
     """Alert the admins once when the upstream balance falls under LOW_BALANCE_ALERT_USD,
     and again only after it has been back above it (one alert per episode, not one per
-    check). `payload(admin_id, language, balance_units)` renders the alert."""
+    check)."""
     threshold = settings.low_balance_alert_units
     balance = await upstream_balance(client)
     if balance is None or not settings.admin_ids:
@@ -466,7 +447,8 @@ async def check_upstream_balance(
     alerted = await alert_admins(
         db,
         settings,
-        lambda admin_id, lang: payload(admin_id, lang, balance),
+        notifier,
+        LowUpstreamBalance(balance_units=balance, threshold_units=threshold),
         dedupe=f"low-balance:{episode}",
     )
     if alerted:

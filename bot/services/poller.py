@@ -12,10 +12,10 @@ is quick; it only decides and launches:
   cancel budget is shared with users' cancels the same way);
 * which activation cards get their countdown redrawn.
 
-Outcomes are settled with the money primitives of `settle` and the user is told through the
-outbox, in the SAME transaction: a code is stored together with its message, a refund together
-with its notice, so a crash between the two cannot lose either. Reconciliation settles in its
-own transactions and queues its messages inside them the same way.
+Outcomes are settled with the money primitives of `settle` and reported to the notifier
+(`bot.services.notify`) in the SAME transaction: a code is stored together with its message, a
+refund together with its notice, so a crash between the two cannot lose either. Reconciliation
+settles in its own transactions and reports inside them the same way.
 
 * `Completed` → the code is stored (no refund), a new message with the code and a copy
   button goes to the user, the card is redrawn.
@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -49,15 +49,12 @@ from bot.daisysim import (
     RateLimited,
     TooEarly,
 )
-from bot.money import format_usd
 from bot.services import money
+from bot.services.notify import CardCountdown, Notifier
 from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
+from bot.services.rates import SlidingWindow
 from bot.services.reconcile import reconcile_unknown
 from bot.services.settle import end_with_code
-from bot.telegram.i18n import I18n, Translator
-from bot.telegram.limits import SlidingWindow
-from bot.telegram.outbox import OutboxSender, edit_payload, enqueue, message_payload
-from bot.telegram.texts import format_duration, render_card, render_code_message
 from storage.db import Database, Transaction
 from storage.models import UNKNOWN, WAITING, Activation
 from storage.repo import Repo
@@ -65,7 +62,6 @@ from storage.repo import Repo
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
-    from bot.app import App
     from bot.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,10 +87,6 @@ SETTLE_CHUNK: Final = 5
 # Check-all batches answered but not yet settled, at most: back-pressure from the database.
 MAX_CHECKS_IN_FLIGHT: Final = 2
 RECONCILE_GRACE_SECONDS: Final = 120.0
-
-
-def card_key(activation_id: int) -> str:
-    return f"card:{activation_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +147,8 @@ class PollerTiming:
 class Poller:
     db: Database
     client: DaisySimClient
-    sender: OutboxSender
-    i18n: I18n
+    notifier: Notifier
+    countdown: CardCountdown
     timing: PollerTiming
     policy: PollPolicy
     clock: Callable[[], float] = time.monotonic
@@ -170,8 +162,8 @@ class Poller:
         *,
         db: Database,
         client: DaisySimClient,
-        sender: OutboxSender,
-        i18n: I18n,
+        notifier: Notifier,
+        countdown: CardCountdown,
     ) -> Poller:
         check = client.limiter.check
         policy = PollPolicy.scaled(
@@ -183,8 +175,8 @@ class Poller:
         return cls(
             db=db,
             client=client,
-            sender=sender,
-            i18n=i18n,
+            notifier=notifier,
+            countdown=countdown,
             timing=PollerTiming.from_settings(settings),
             policy=policy,
         )
@@ -213,6 +205,7 @@ class Poller:
         self._tick_running: asyncio.Task[Any] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._checks_running = 0
+        self._scheduler: BaseScheduler | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -232,7 +225,40 @@ class Poller:
             logger.exception("start-up reconciliation failed")
         self._started = True
 
+    def add_jobs(self, scheduler: BaseScheduler) -> None:
+        """The tick and the periodic reconciliation; `stop()` removes them."""
+        self._scheduler = scheduler
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.policy.tick_seconds(),
+            id=POLL_JOB_ID,
+            name="poll check-all, auto-cancel, redraw cards",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+        scheduler.add_job(
+            self._reconcile_job,
+            "interval",
+            seconds=self.timing.reconcile_every,
+            id=RECONCILE_JOB_ID,
+            name="reconcile unsettled purchases",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+
+    def remove_jobs(self) -> None:
+        if self._scheduler is not None:
+            for job_id in (POLL_JOB_ID, RECONCILE_JOB_ID):
+                with contextlib.suppress(Exception):
+                    self._scheduler.remove_job(job_id)
+
     async def stop(self, timeout: float = 10.0) -> None:
+        self.remove_jobs()
         self._stopping = True
         self._started = False
         running = self._tick_running
@@ -254,8 +280,16 @@ class Poller:
             on_settled=self._reconciled,
         )
         if report.settled:
-            self.sender.wake()
+            self.notifier.wake()
             self._next_sync = 0.0
+
+    async def _reconcile_job(self) -> None:
+        if not self._started:
+            return
+        try:
+            await self.reconcile()
+        except Exception:
+            logger.exception("reconciliation failed")
 
     # --- the job --------------------------------------------------------------------------
 
@@ -358,7 +392,7 @@ class Poller:
         self._expire_at.pop(activation_id, None)
         self._card_due.pop(activation_id, None)
         self._dead_cards.pop(activation_id, None)
-        self.sender.discard_transient(card_key(activation_id))
+        self.countdown.forget(activation_id)
 
     # --- polling --------------------------------------------------------------------------
 
@@ -545,9 +579,9 @@ class Poller:
                 self.stats.gone += 1
             else:
                 self.stats.expired += 1
-            self.sender.discard_transient(card_key(settlement.activation_id))
+            self.countdown.forget(settlement.activation_id)
         if woke:
-            self.sender.wake()
+            self.notifier.wake()
         return changed
 
     async def _settle_one(self, tx: Transaction, settlement: Settlement) -> bool:
@@ -586,11 +620,12 @@ class Poller:
             return False
         done = await self._get(tx, settlement.activation_id)
         if settlement.kind == "code":
-            await self._queue_code(tx, done)
+            await self.notifier.code_arrived(tx, done)
         else:
-            key = "poller-gone-refund" if settlement.kind == "gone" else "poller-expired-refund"
-            await self._queue_refund_notice(tx, done, key)
-        await self._queue_card(tx, done)
+            await self.notifier.refunded(
+                tx, done, settlement.kind, waited=self.timing.auto_cancel_after
+            )
+        await self.notifier.card_changed(tx, done)
         refund = settlement.upstream_refund
         if (
             refund is not None
@@ -609,8 +644,8 @@ class Poller:
         """Inside reconciliation's own transaction: a code found gets its message, and every
         card shows the outcome (linked, completed or refunded)."""
         if activation.state == "completed":
-            await self._queue_code(tx, activation)
-        await self._queue_card(tx, activation)
+            await self.notifier.code_arrived(tx, activation)
+        await self.notifier.card_changed(tx, activation)
 
     async def _get(self, tx: Transaction, activation_id: int) -> Activation:
         activation = await self.repo.activations.get(activation_id, tx=tx)
@@ -618,72 +653,11 @@ class Poller:
             raise LookupError(f"activation {activation_id} vanished")
         return activation
 
-    async def _translator(self, activation: Activation, tx: Transaction | None) -> Translator:
-        user = await self.repo.users.get(activation.user_id, tx=tx)
-        return self.i18n.translator(user.language if user is not None else None)
-
-    @staticmethod
-    def _chat_of(activation: Activation) -> int:
-        """Where the buyer watches: the card's chat, else where it was bought, else private."""
-        if activation.card_chat_id is not None:
-            return activation.card_chat_id
-        if activation.chat_id is not None:
-            return activation.chat_id
-        return activation.user_id
-
-    async def _queue_code(self, tx: Transaction, activation: Activation) -> None:
-        t = await self._translator(activation, tx)
-        text, markup = render_code_message(activation, t)
-        chat_id = self._chat_of(activation)
-        reply_to = activation.card_message_id if activation.card_chat_id == chat_id else None
-        await enqueue(
-            self.repo,
-            chat_id,
-            "code",
-            message_payload(text, markup, reply_to_message_id=reply_to),
-            dedupe_key=f"code:{activation.id}",
-            tx=tx,
-        )
-
-    async def _queue_refund_notice(self, tx: Transaction, activation: Activation, key: str) -> None:
-        t = await self._translator(activation, tx)
-        text = t(
-            key,
-            service=activation.service_name,
-            phone=activation.phone_number or "",
-            price=format_usd(activation.user_price),
-            waited=format_duration(self.timing.auto_cancel_after),
-        )
-        chat_id = self._chat_of(activation)
-        reply_to = activation.card_message_id if activation.card_chat_id == chat_id else None
-        await enqueue(
-            self.repo,
-            chat_id,
-            "notice",
-            message_payload(text, reply_to_message_id=reply_to),
-            dedupe_key=f"refund:{activation.id}",
-            tx=tx,
-        )
-
-    async def _queue_card(self, tx: Transaction, activation: Activation) -> None:
-        if activation.card_chat_id is None or activation.card_message_id is None:
-            return
-        t = await self._translator(activation, tx)
-        text, markup = render_card(activation, t, self.wall())
-        await enqueue(
-            self.repo,
-            activation.card_chat_id,
-            "card",
-            edit_payload(activation.card_message_id, text, markup),
-            dedupe_key=f"card:{activation.id}:{activation.state}",
-            tx=tx,
-        )
-
     # --- the countdown on waiting cards ---------------------------------------------------
 
     def card_interval(self) -> float:
         cards = sum(1 for a in self._waiting.values() if a.card_message_id is not None)
-        per_second = max(1.0, self.sender.limits.background_limit / 2)
+        per_second = max(1.0, self.countdown.redraws_per_second() / 2)
         return max(self.timing.card_refresh, cards / per_second)
 
     def _next_redraw(self, activation: Activation, wall: float) -> float:
@@ -706,137 +680,13 @@ class Poller:
             ):
                 self._card_due.pop(activation_id, None)
                 continue
-            render, refused = self._card_redraw(activation_id)
-            self.sender.post_transient(
-                card_key(activation_id), activation.card_chat_id, render, on_refused=refused
-            )
+            self.countdown.redraw(activation, on_refused=self._refused(activation_id))
             self.stats.card_redraws += 1
             self._card_due[activation_id] = self._next_redraw(activation, wall)
 
-    def _card_redraw(
-        self, activation_id: int
-    ) -> tuple[Callable[[], Coroutine[Any, Any, Mapping[str, Any] | None]], Callable[[str], None]]:
-        """The countdown redraw of one card, and what to do if Telegram refuses it."""
-        drawn: list[int] = []
-
-        async def render() -> Mapping[str, Any] | None:
-            # Drawn from the database just before it goes, so it is never older than the
-            # state it shows; a settled activation's card is redrawn by the outbox instead.
-            activation = await self.repo.activations.get(activation_id)
-            if (
-                activation is None
-                or activation.state != WAITING
-                or activation.card_chat_id is None
-                or activation.card_message_id is None
-            ):
-                return None
-            user = await self.repo.users.get(activation.user_id)
-            if user is not None and user.inactive:
-                return None
-            t = self.i18n.translator(user.language if user is not None else None)
-            text, markup = render_card(activation, t, self.wall())
-            drawn.append(activation.card_message_id)
-            return edit_payload(activation.card_message_id, text, markup)
-
-        def refused(error: str) -> None:
+    def _refused(self, activation_id: int) -> Callable[[int], None]:
+        def refused(message_id: int) -> None:
             # That message is gone (or too old to edit); a card shown anew is redrawn again.
-            logger.info("card of activation %d cannot be redrawn (%s)", activation_id, error)
-            if drawn:
-                self._dead_cards[activation_id] = drawn[-1]
+            self._dead_cards[activation_id] = message_id
 
-        return render, refused
-
-
-@dataclass(eq=False)
-class Delivery:
-    """The poller and the outbox sender of one app, started and stopped together."""
-
-    poller: Poller
-    sender: OutboxSender
-    scheduler: BaseScheduler | None = None
-    _starting: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        # The sender first: messages left queued by the previous run go out while the poller
-        # reconciles.
-        await self.sender.start()
-        await self.poller.start()
-
-    def add_jobs(self, scheduler: BaseScheduler) -> None:
-        self.scheduler = scheduler
-        scheduler.add_job(
-            self.poller.tick,
-            "interval",
-            seconds=self.poller.policy.tick_seconds(),
-            id=POLL_JOB_ID,
-            name="poll check-all, auto-cancel, redraw cards",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            replace_existing=True,
-        )
-        scheduler.add_job(
-            self._reconcile,
-            "interval",
-            seconds=self.poller.timing.reconcile_every,
-            id=RECONCILE_JOB_ID,
-            name="reconcile unsettled purchases",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            replace_existing=True,
-        )
-
-    async def _reconcile(self) -> None:
-        if not self.poller.started:
-            return
-        try:
-            await self.poller.reconcile()
-        except Exception:
-            logger.exception("reconciliation failed")
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        if self.scheduler is not None:
-            for job_id in (POLL_JOB_ID, RECONCILE_JOB_ID):
-                with contextlib.suppress(Exception):
-                    self.scheduler.remove_job(job_id)
-        if self._starting is not None and not self._starting.done():
-            await asyncio.wait({self._starting}, timeout=timeout)
-        await self.poller.stop(timeout)
-        await self.sender.stop(timeout)
-
-
-def build_delivery(
-    settings: Settings,
-    *,
-    db: Database,
-    client: DaisySimClient,
-    bot: Any,
-    i18n: I18n,
-    sender_factory: Callable[..., OutboxSender] | None = None,
-) -> Delivery:
-    sender = (sender_factory or OutboxSender)(db=db, bot=bot)
-    poller = Poller.from_settings(settings, db=db, client=client, sender=sender, i18n=i18n)
-    return Delivery(poller=poller, sender=sender)
-
-
-def install(app: App) -> Delivery:
-    """Hook the poller and the outbox into the app: a job installer (`App.job_installers`),
-    run at start-up inside the event loop, before the scheduler starts.
-
-    The sender and the poller are reachable by handlers as workflow data `outbox` and
-    `poller` (e.g. to wake the sender after enqueueing a broadcast); they stop when the
-    dispatcher shuts down, before the app closes the bot session and the database.
-    """
-    delivery = build_delivery(
-        app.settings, db=app.db, client=app.client, bot=app.bot, i18n=app.i18n
-    )
-    app.dp["outbox"] = delivery.sender
-    app.dp["poller"] = delivery.poller
-    app.dp["delivery"] = delivery
-    delivery.add_jobs(app.scheduler)
-    delivery._starting = asyncio.get_running_loop().create_task(
-        delivery.start(), name="delivery-start"
-    )
-    app.dp.shutdown.register(delivery.stop)
-    return delivery
+        return refused

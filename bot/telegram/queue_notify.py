@@ -8,8 +8,8 @@ before it goes, so it is never older than the line. When the purchase is served 
 message becomes the activation card: a durable outbox edit written in the transaction that
 settled the purchase, so a crash cannot leave a served buyer looking at their old place.
 
-`install(app)` builds the queue and this notifier into the app; handlers find them as the
-workflow data `purchase_queue` and `queue_notifier`.
+The composition root builds the queue and this notifier; handlers find them as the workflow
+data `purchase_queue` and `queue_notifier`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from babel import Locale
 
+from bot.config import Settings
 from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.errors import PurchaseRejected
+from bot.services.notify import Notifier
 from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.callbacks import QueueAction, QueueCb
 from bot.telegram.i18n import I18n, Translator
@@ -37,10 +39,6 @@ from bot.telegram.texts import render_card
 from storage.db import Database, Transaction
 from storage.models import Activation
 from storage.repo import Repo
-
-if TYPE_CHECKING:
-    from bot.app import App
-    from bot.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +113,9 @@ class QueueNotifier:
     i18n: I18n
     settings: Settings
     queue: PurchaseQueue
-    # The app's outbox sender, once the delivery is installed (None: nothing is redrawn).
-    sender: Callable[[], OutboxSender | None]
+    sender: OutboxSender
+    # Where an empty upstream account is reported to the admins.
+    notifier: Notifier
     time_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -125,8 +124,6 @@ class QueueNotifier:
         self._shown: dict[int, tuple[int, int]] = {}
         # Messages Telegram refused to edit for good (deleted): not redrawn again.
         self._dead: set[int] = set()
-        # The last pass found people waiting but no sender to redraw through (yet).
-        self._unsent = False
         self._moved = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -172,18 +169,12 @@ class QueueNotifier:
     async def rejected(self, exc: PurchaseRejected) -> None:
         """An empty upstream account is the admins' to fix, as on the direct path; the buyer's
         own refund notice is the card redraw `served` queued."""
-        if not exc.alert_admins:
-            return
-        if await admin_service.alert_upstream_exhausted(self.db, self.settings, self.i18n):
-            sender = self.sender()
-            if sender is not None:
-                sender.wake()
+        if exc.alert_admins:
+            await admin_service.alert_upstream_exhausted(self.db, self.settings, self.notifier)
 
     def line_moved(self) -> None:
-        sender = self.sender()
-        if sender is not None:
-            # A served buyer's card edit was committed just before: send it now.
-            sender.wake()
+        # A served buyer's card edit was committed just before: send it now.
+        self.sender.wake()
         self._moved.set()
 
     # --- what the handler drew ------------------------------------------------------------
@@ -195,7 +186,7 @@ class QueueNotifier:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            if self._shown or self._unsent:
+            if self._shown:
                 # Estimates tick down while people wait: look again even if nobody moved.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._moved.wait(), self.idle_every)
@@ -215,17 +206,15 @@ class QueueNotifier:
     async def refresh(self) -> int:
         """Post a redraw for every waiting buyer whose place or estimate bucket changed;
         returns how many were posted."""
-        sender = self.sender()
+        sender = self.sender
         line = await self.queue.line()
-        self._unsent = sender is None and bool(line)
         present: set[int] = set()
         posted = 0
         for entry in line:
             activation = entry.activation
             present.add(activation.id)
             if (
-                sender is None
-                or activation.id in self._dead
+                activation.id in self._dead
                 or activation.card_chat_id is None
                 or activation.card_message_id is None
             ):
@@ -244,8 +233,7 @@ class QueueNotifier:
         self._dead &= present
         for gone in [i for i in self._shown if i not in present]:
             del self._shown[gone]
-            if sender is not None:
-                sender.discard_transient(queue_key(gone))
+            sender.discard_transient(queue_key(gone))
         return posted
 
     def _refused(self, activation_id: int) -> Callable[[str], None]:
@@ -276,51 +264,3 @@ class QueueNotifier:
             return edit_payload(activation.card_message_id, text, markup)
 
         return render
-
-
-def install(
-    app: App, *, max_places_per_wallet: int | None = None
-) -> tuple[PurchaseQueue, QueueNotifier]:
-    """Build the purchase queue and its notifier into the app: workflow data
-    `purchase_queue` and `queue_notifier`, started and stopped with the dispatcher."""
-    settings = app.settings
-    queue = PurchaseQueue(
-        app.repo,
-        app.client,
-        cancel_lock_seconds=settings.cancel_lock_seconds,
-        max_places_per_wallet=(
-            settings.queue_max_places_per_wallet
-            if max_places_per_wallet is None
-            else max_places_per_wallet
-        ),
-        time_scale=settings.daisysim_time_scale,
-    )
-
-    def sender() -> OutboxSender | None:
-        found = app.dp.get("outbox")
-        return found if isinstance(found, OutboxSender) else None
-
-    notifier = QueueNotifier(
-        db=app.db,
-        i18n=app.i18n,
-        settings=settings,
-        queue=queue,
-        sender=sender,
-        time_scale=settings.daisysim_time_scale,
-    )
-    queue.listener = notifier
-    app.dp["purchase_queue"] = queue
-    app.dp["queue_notifier"] = notifier
-
-    async def start_queue() -> None:
-        await queue.start()
-        await notifier.start()
-
-    async def stop_queue() -> None:
-        # The line first: its last served buyers' cards are written to the outbox.
-        await queue.stop()
-        await notifier.stop()
-
-    app.dp.startup.register(start_queue)
-    app.dp.shutdown.register(stop_queue)
-    return queue, notifier

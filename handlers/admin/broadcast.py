@@ -4,7 +4,6 @@ count, then queued on the outbox once confirmed, or cancelled."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -18,11 +17,10 @@ from bot.telegram.admin_views import back_home
 from bot.telegram.callbacks import AdminAction, AdminCb
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import button, markup
-from bot.telegram.outbox import OutboxSender, message_payload
+from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.replies import edit_or_send
 from bot.telegram.states import AdminStates
 from storage.db import Database
-from storage.models import Broadcast
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
@@ -93,12 +91,9 @@ async def broadcast_send(
     db: Database,
     t: Translator,
     callback_answer: CallbackAnswer,
-    outbox: OutboxSender | None = None,
+    notifier: TelegramNotifier,
 ) -> None:
-    def payload(broadcast: Broadcast, user_id: int) -> dict[str, Any]:
-        return message_payload(broadcast.text)
-
-    result = await admin_service.confirm_broadcast(db, callback_data.id, payload)
+    result = await admin_service.confirm_broadcast(db, callback_data.id, notifier)
     message = query.message
     if result is None:
         callback_answer.text = t.plain("admin-broadcast-gone")
@@ -106,8 +101,6 @@ async def broadcast_send(
     if not result.confirmed_now:
         callback_answer.text = t.plain("admin-broadcast-already")
         return
-    if outbox is not None:
-        outbox.wake()
     # An alert, not a message: this chat has just had several messages, and the outbox
     # must find room in it for other admins' alerts.
     callback_answer.text = t.plain("admin-broadcast-queued", count=result.queued)

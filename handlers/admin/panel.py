@@ -7,7 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from aiogram import Dispatcher, F, Router
+from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -24,9 +24,9 @@ from bot.telegram.admin_alerts import (
     low_balance_check,
 )
 from bot.telegram.callbacks import AdminAction, AdminCb
-from bot.telegram.i18n import I18n, Translator
+from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import button, markup
-from bot.telegram.outbox import OutboxSender
+from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.replies import edit_or_send
 from storage.db import Database
 from storage.repo import Repo
@@ -87,27 +87,16 @@ async def home_view(
     return text, home_keyboard(t)
 
 
-def _outbox(dispatcher: Dispatcher | None, outbox: OutboxSender | None) -> OutboxSender | None:
-    if outbox is not None:
-        return outbox
-    found = dispatcher.get("outbox") if dispatcher is not None else None
-    return found if isinstance(found, OutboxSender) else None
-
-
 async def schedule_balance_check(
-    dispatcher: Dispatcher,
-    scheduler: BaseScheduler | None = None,
-    db: Database | None = None,
-    daisysim: DaisySimClient | None = None,
-    settings: Settings | None = None,
-    i18n: I18n | None = None,
+    scheduler: BaseScheduler,
+    db: Database,
+    daisysim: DaisySimClient,
+    settings: Settings,
+    notifier: TelegramNotifier,
 ) -> None:
-    if scheduler is None or db is None or daisysim is None or settings is None or not i18n:
-        return  # a dispatcher built without the app's parts (a bare test): no job
-
     async def job() -> None:
         try:
-            await low_balance_check(db, daisysim, settings, i18n, _outbox(dispatcher, None))
+            await low_balance_check(db, daisysim, settings, notifier)
         except Exception:
             logger.exception("the upstream balance check failed")
 

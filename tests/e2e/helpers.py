@@ -18,6 +18,10 @@ from storage.models import Activation, LedgerEntry
 CARD_MARK = "📱"
 CODE_MARK = "🔑"
 PHONE = re.compile(r"^\+1940\d{7}$")
+# With this POLL_MIN_INTERVAL (upstream seconds: a real minute at the tests' scale) the poller
+# looks at a new number at once and then not again within a test, so after its first look
+# (`poller_looked_once`) every request the upstream sees for that number is the user's own.
+QUIET_POLL_SECONDS = 3600.0
 
 
 async def wait_until(
@@ -38,6 +42,14 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def poller_looked_once(app: App, activation_id: int) -> None:
+    poller = app.poller
+    await wait_until(
+        lambda: poller.follows(activation_id) and poller.stats.ids_checked >= 1,
+        what="the poller's first look at the number",
+    )
 
 
 async def fund(app: App, user_id: int, units: int) -> None:

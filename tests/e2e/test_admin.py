@@ -19,9 +19,7 @@ from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.money import to_units
 from bot.sandbox import Sandbox
 from bot.services.admin import CSV_COLUMNS
-from bot.services.poller import Delivery, install
 from bot.telegram.admin_alerts import LOW_BALANCE_JOB_ID, low_balance_check
-from bot.telegram.outbox import OutboxSender
 from storage.models import LedgerEntry
 from tests.conftest import make_settings, running_app
 from tests.e2e.helpers import (
@@ -43,7 +41,7 @@ async def admin_app(
 ) -> AsyncIterator[App]:
     overrides.setdefault("admin_ids", str(ADMIN))
     settings = make_settings(tmp_path, sandbox, emulator, **overrides)
-    async with running_app(settings, emulator, job_installers=[install]) as app:
+    async with running_app(settings, emulator) as app:
         yield app
 
 
@@ -62,12 +60,6 @@ async def say(user: EmulatedUser, text: str, *, timeout: float = 5.0) -> ChatMes
     """Send a message and return the bot's first answer to it."""
     sent = await user.send(text)
     return await user.wait_for(after=sent, timeout=timeout)
-
-
-def sender_of(app: App) -> OutboxSender:
-    delivery = app.dp["delivery"]
-    assert isinstance(delivery, Delivery)
-    return delivery.sender
 
 
 async def all_entries(app: App) -> list[LedgerEntry]:
@@ -162,7 +154,7 @@ async def test_topup_button_flow_credits_once(app: App, emulator: BotAPIEmulator
     assert "Balance: $5.00" in done.text
     assert await balance(app, 1002) == 50_000
     await bob.wait_for(lambda m: "An admin topped up" in m.text)
-    await sender_of(app).wait_idle(5)
+    await app.outbox.wait_idle(5)
     assert len([m for m in bob.history if "An admin topped up" in m.text]) == 1
     # Another amount, typed.
     await admin.press(done, "Top up")
@@ -264,9 +256,9 @@ async def test_low_upstream_balance_alerts_the_admins_once(
     assert "Under the alert threshold of $5.00" in panel.text
     job = app.scheduler.get_job(LOW_BALANCE_JOB_ID)
     assert job is not None  # the same check runs every few minutes on its own
-    sender = sender_of(app)
+    sender = app.outbox
     for _ in range(2):
-        await low_balance_check(app.db, app.client, app.settings, app.i18n, sender)
+        await low_balance_check(app.db, app.client, app.settings, app.notifier)
     alert = await admin.wait_for(lambda m: "DaisySim balance is low" in m.text)
     assert "$1.20" in alert.text
     await sender.wait_idle(5)

@@ -14,7 +14,6 @@ import pytest
 from bot.app import App
 from bot.emulator import BotAPIEmulator, FloodLimits
 from bot.sandbox import Sandbox
-from bot.services.poller import Delivery, install
 from tests.conftest import BOT_TOKEN, make_settings, running_app
 from tests.e2e.helpers import wait_until
 
@@ -36,7 +35,7 @@ async def app(
     tmp_path: Path, sandbox: Sandbox, flood_emulator: BotAPIEmulator
 ) -> AsyncIterator[App]:
     settings = make_settings(tmp_path, sandbox, flood_emulator, admin_ids=str(ADMIN))
-    async with running_app(settings, flood_emulator, job_installers=[install]) as running:
+    async with running_app(settings, flood_emulator) as running:
         yield running
 
 
@@ -79,9 +78,7 @@ async def test_a_broadcast_reaches_500_users_without_a_429(
         lambda: delivered() == len(reachable), timeout=150, interval=0.2, what="the broadcast"
     )
     elapsed = time.monotonic() - started
-    delivery = app.dp["delivery"]
-    assert isinstance(delivery, Delivery)
-    assert await delivery.sender.wait_idle(30)
+    assert await app.outbox.wait_idle(30)
     for person in reachable:
         assert sum(1 for m in person.history if m.text == TEXT) == 1, person
     assert not any(m.text == TEXT for m in blocked.history)

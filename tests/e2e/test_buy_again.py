@@ -6,27 +6,13 @@ sandbox, SQLite; asserts on what the member sees and on both wallets' ledgers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedGroup, EmulatedUser
 from bot.sandbox import Sandbox
-from bot.services.poller import install
-from tests.conftest import make_settings, running_app
 from tests.e2e.helpers import assert_books_balanced, balance, no_traceback, start
 
 GROUP_ID = -100700
 SIGNAL = "Signal — $0.60"
-
-
-@pytest.fixture
-async def bot_app(tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator) -> AsyncIterator[App]:
-    settings = make_settings(tmp_path, sandbox, emulator)
-    async with running_app(settings, emulator, job_installers=[install]) as running:
-        yield running
 
 
 async def _group_balance(app: App) -> int:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from bot.emulator import BotAPIEmulator, FloodLimits
 from bot.sandbox import Sandbox
-from bot.services.poller import install
 from tests.conftest import BOT_TOKEN, make_settings, running_app
 from tests.e2e.helpers import (
     assert_books_balanced,
@@ -28,7 +27,7 @@ async def test_fast_taps_and_a_code_get_through_without_a_429(
 ) -> None:
     async with BotAPIEmulator(token=BOT_TOKEN, flood=FloodLimits()) as emu:
         settings = make_settings(tmp_path, sandbox, emu)
-        async with running_app(settings, emu, job_installers=[install]) as app:
+        async with running_app(settings, emu) as app:
             alice, menu = await start(emu, app, 7001)
             services = await open_services(alice, menu)
             # Twelve star toggles in a row: each is an edit of the same message, far above

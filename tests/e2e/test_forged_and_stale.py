@@ -7,6 +7,7 @@ from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
 from bot.telegram.callbacks import ActAction, ActCb, BuyCb, MenuAction, MenuCb
 from tests.e2e.helpers import (
+    QUIET_POLL_SECONDS,
     activations,
     assert_books_balanced,
     balance,
@@ -15,6 +16,7 @@ from tests.e2e.helpers import (
     no_traceback,
     only_activation,
     open_services,
+    poller_looked_once,
     start,
     with_card,
 )
@@ -24,10 +26,14 @@ async def test_another_users_activation_id_in_forged_data_changes_nothing(
     app_factory, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
     # No cancel lock, so a forged cancel would reach the upstream if ownership were not checked.
-    async with app_factory(cancel_lock_seconds=0) as app:
+    async with app_factory(
+        cancel_lock_seconds=0, poll_min_interval_seconds=QUIET_POLL_SECONDS
+    ) as app:
         bob, bob_menu = await start(emulator, app, 3001, name="Bob")
         bob_card = await buy_from(bob, await open_services(bob, bob_menu), "WhatsApp — $1.85")
         bobs = await with_card(app, bob.id, bob_card)
+        # The poller's own look at Bob's number is not Mallory's doing.
+        await poller_looked_once(app, bobs.id)
         mallory, _ = await start(emulator, app, 3002, name="Mallory")
         log_before = await sandbox.control.request_log()
 

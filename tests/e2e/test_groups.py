@@ -15,7 +15,6 @@ import pytest
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedGroup, EmulatedUser
 from bot.sandbox import Sandbox
-from bot.services.poller import install
 from storage.models import LedgerEntry
 from tests.conftest import make_settings, running_app
 from tests.e2e.helpers import assert_books_balanced, balance, no_traceback, start, wait_until
@@ -27,7 +26,7 @@ SIGNAL = "Signal — $0.60"
 @pytest.fixture
 async def app(tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator) -> AsyncIterator[App]:
     settings = make_settings(tmp_path, sandbox, emulator)
-    async with running_app(settings, emulator, job_installers=[install]) as running:
+    async with running_app(settings, emulator) as running:
         yield running
 
 

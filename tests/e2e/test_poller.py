@@ -1,4 +1,4 @@
-"""The poller and the outbox end to end: the real app (with its poller and sender installed)
+"""The poller and the outbox end to end: the real app (with its poller and sender)
 polling the Bot API emulator, calling the time-scaled sandbox, on a temporary SQLite file.
 
 No button is pressed to fetch a code here: everything the user gets comes by itself.
@@ -19,7 +19,7 @@ from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.money import format_usd
 from bot.sandbox import Sandbox
-from bot.services.poller import Delivery, Poller, install
+from bot.services.poller import Poller
 from bot.telegram.outbox import OutboxSender
 from storage.models import Activation
 from tests.conftest import DAISYSIM_KEY, TIME_SCALE, make_settings, running_app
@@ -48,23 +48,17 @@ async def app_with_poller(
 ) -> AsyncIterator[App]:
     overrides.setdefault("poll_min_interval_seconds", POLL_EVERY_UPSTREAM)
     settings = make_settings(tmp_path, sandbox, emulator, **overrides)
-    async with running_app(settings, emulator, job_installers=[install]) as app:
+    async with running_app(settings, emulator) as app:
         await wait_until(lambda: poller_of(app).started, what="the poller started")
         yield app
 
 
-def delivery_of(app: App) -> Delivery:
-    delivery = app.dp["delivery"]
-    assert isinstance(delivery, Delivery)
-    return delivery
-
-
 def poller_of(app: App) -> Poller:
-    return delivery_of(app).poller
+    return app.poller
 
 
 def sender_of(app: App) -> OutboxSender:
-    return delivery_of(app).sender
+    return app.outbox
 
 
 async def buy_signal(

@@ -17,7 +17,6 @@ from typing import Any
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.sandbox import Sandbox
-from bot.services.poller import install as install_delivery
 from bot.services.purchase import token_of
 from bot.services.purchase_queue import PurchaseQueue, Queued
 from storage.models import Activation
@@ -47,14 +46,12 @@ async def queue_app(
     tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator, **overrides: Any
 ) -> AsyncIterator[App]:
     settings = make_settings(tmp_path, sandbox, emulator, **overrides)
-    async with running_app(settings, emulator, job_installers=[install_delivery]) as app:
+    async with running_app(settings, emulator) as app:
         yield app
 
 
 def queue_of(app: App) -> PurchaseQueue:
-    queue = app.dp["purchase_queue"]
-    assert isinstance(queue, PurchaseQueue)
-    return queue
+    return app.purchase_queue
 
 
 def has_number(message: ChatMessage) -> bool:

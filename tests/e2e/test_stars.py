@@ -16,7 +16,6 @@ import pytest
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser, PaymentDeclined
 from bot.sandbox import Sandbox
-from bot.services.poller import install
 from bot.services.topup import parse_payload
 from tests.conftest import make_settings, running_app
 from tests.e2e.helpers import (
@@ -35,7 +34,7 @@ ADMIN = 900
 @pytest.fixture
 async def app(tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator) -> AsyncIterator[App]:
     settings = make_settings(tmp_path, sandbox, emulator, admin_ids=str(ADMIN))
-    async with running_app(settings, emulator, job_installers=[install]) as running:
+    async with running_app(settings, emulator) as running:
         yield running
 
 
@@ -101,12 +100,12 @@ async def test_a_restart_between_deliveries_credits_once(
     tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
 ) -> None:
     settings = make_settings(tmp_path, sandbox, emulator)
-    async with running_app(settings, emulator, job_installers=[install]) as first:
+    async with running_app(settings, emulator) as first:
         alice, menu = await start(emulator, first, 1001, name="Alice", funds=0)
         message = await invoice_for(alice, menu, "$1.00 — 80 ⭐")
         update = await alice.pay(message)
         await alice.wait_for(lambda m: "Payment received" in m.text)
-    async with running_app(settings, emulator, job_installers=[install]) as second:
+    async with running_app(settings, emulator) as second:
         await handled(emulator, second, emulator.push_update(update))
         assert await balance(second, 1001) == 10_000
         assert len(await ledger(second, 1001)) == 1

@@ -9,8 +9,15 @@ from bot.app import App
 from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
 from bot.services.reconcile import reconcile_unknown
-from tests.conftest import CANCEL_LOCK_SECONDS, DAISYSIM_KEY, DAISYSIM_TIMEOUT, TIME_SCALE
+from tests.conftest import (
+    CANCEL_LOCK_SECONDS,
+    DAISYSIM_KEY,
+    DAISYSIM_TIMEOUT,
+    TIME_SCALE,
+    AppFactory,
+)
 from tests.e2e.helpers import (
+    QUIET_POLL_SECONDS,
     activations,
     assert_books_balanced,
     balance,
@@ -19,6 +26,7 @@ from tests.e2e.helpers import (
     ledger,
     no_traceback,
     open_services,
+    poller_looked_once,
     start,
     wait_until,
     with_card,
@@ -127,35 +135,40 @@ async def test_a_timeout_after_the_upstream_sold_ends_with_the_user_holding_the_
 
 
 async def test_refresh_when_the_upstream_fails_keeps_everything_as_it_was(
-    bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
+    app_factory: AppFactory, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
-    alice, menu = await start(emulator, bot_app, 4005)
-    card = await buy_from(alice, await open_services(alice, menu), "Signal — $0.60")
-    before = await with_card(bot_app, alice.id, card)
+    async with app_factory(poll_min_interval_seconds=QUIET_POLL_SECONDS) as app:
+        alice, menu = await start(emulator, app, 4005)
+        card = await buy_from(alice, await open_services(alice, menu), "Signal — $0.60")
+        before = await with_card(app, alice.id, card)
+        await poller_looked_once(app, before.id)
 
-    # More failures than the client's retries.
-    await sandbox.control.add_fault("check-all", "error", code="PROVIDER_ERROR", times=4)
-    answer = await alice.press(card, "Refresh")
-    assert answer.show_alert
-    assert answer.text is not None
-    assert answer.text.startswith("The number provider is not answering right now.")
-    await sandbox.control.add_fault("check-all", "error", code="RATE_LIMITED", seconds=1)
-    answer = await alice.press(card, "Refresh")
-    assert answer.text == "The provider is busy; try again in 1 s."
+        # More failures than the client's retries.
+        await sandbox.control.add_fault("check-all", "error", code="PROVIDER_ERROR", times=4)
+        answer = await alice.press(card, "Refresh")
+        assert answer.show_alert
+        assert answer.text is not None
+        assert answer.text.startswith("The number provider is not answering right now.")
+        await sandbox.control.add_fault("check-all", "error", code="RATE_LIMITED", seconds=1)
+        answer = await alice.press(card, "Refresh")
+        assert answer.text == "The provider is busy; try again in 1 s."
 
-    assert (await activations(bot_app, alice.id))[0] == before
-    assert await balance(bot_app, alice.id) == START - 6_000
-    await assert_books_balanced(bot_app)
-    no_traceback(alice)
+        assert (await activations(app, alice.id))[0] == before
+        assert await balance(app, alice.id) == START - 6_000
+        await assert_books_balanced(app)
+        no_traceback(alice)
 
 
 async def test_cancel_when_the_upstream_fails_then_succeeds_refunds_once(
-    app_factory, emulator: BotAPIEmulator, sandbox: Sandbox
+    app_factory: AppFactory, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
-    async with app_factory(cancel_lock_seconds=0) as app:
+    async with app_factory(
+        cancel_lock_seconds=0, poll_min_interval_seconds=QUIET_POLL_SECONDS
+    ) as app:
         alice, menu = await start(emulator, app, 4006)
         card = await buy_from(alice, await open_services(alice, menu), "WhatsApp — $1.85")
-        await with_card(app, alice.id, card)
+        activation = await with_card(app, alice.id, card)
+        await poller_looked_once(app, activation.id)
         await sandbox.control.advance_clock(CANCEL_LOCK_SECONDS * TIME_SCALE + 1)
 
         await sandbox.control.add_fault("cancel", "error", code="PROVIDER_ERROR")
