@@ -213,7 +213,7 @@ async def _burst(
         and sold[first:] == list(range(first + 1, n + 1))
     )
     stats = await sandbox.control.stats()
-    problems = await check_ledger(app.db)
+    problems = await check_ledger(app.repo)
     return BurstResult(
         n=n,
         scale=scale,

@@ -198,7 +198,7 @@ async def rig(
             )
             astack.push_async_callback(bot.session.close)
             i18n = I18n()
-            delivery = build_delivery(settings, db=db, client=client, bot=bot, i18n=i18n)
+            delivery = build_delivery(settings, repo=Repo(db), client=client, bot=bot, i18n=i18n)
             scheduler = AsyncIOScheduler(timezone="UTC")
             the_rig = Rig(
                 time_scale=time_scale,

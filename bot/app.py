@@ -89,12 +89,12 @@ class Delivery:
 
 
 def build_delivery(
-    settings: Settings, *, db: Database, client: DaisySimClient, bot: Bot, i18n: I18n
+    settings: Settings, *, repo: Repo, client: DaisySimClient, bot: Bot, i18n: I18n
 ) -> Delivery:
-    sender = OutboxSender(db=db, bot=bot)
-    notifier = TelegramNotifier(db=db, i18n=i18n, sender=sender)
+    sender = OutboxSender(repo=repo, bot=bot)
+    notifier = TelegramNotifier(repo=repo, i18n=i18n, sender=sender)
     poller = Poller.from_settings(
-        settings, db=db, client=client, notifier=notifier, countdown=notifier
+        settings, repo=repo, client=client, notifier=notifier, countdown=notifier
     )
     return Delivery(sender=sender, poller=poller, notifier=notifier)
 
@@ -224,7 +224,7 @@ async def create_app(
     scheduler = AsyncIOScheduler(timezone="UTC")
     inflight = InflightMiddleware()
     # Codes, refunds, alerts and card redraws reach people through the outbox.
-    delivery = build_delivery(settings, db=db, client=client, bot=bot, i18n=i18n)
+    delivery = build_delivery(settings, repo=repo, client=client, bot=bot, i18n=i18n)
     # Purchases beyond the upstream's rate limit wait in a fair line.
     purchase_queue = PurchaseQueue(
         repo,
@@ -234,7 +234,7 @@ async def create_app(
         time_scale=settings.daisysim_time_scale,
     )
     queue_notifier = QueueNotifier(
-        db=db,
+        repo=repo,
         i18n=i18n,
         settings=settings,
         queue=purchase_queue,
@@ -246,7 +246,7 @@ async def create_app(
 
     async def upstream_exhausted() -> None:
         # Our DaisySim account is empty: every purchase fails until it is topped up.
-        await admin_service.alert_upstream_exhausted(db, settings, delivery.notifier)
+        await admin_service.alert_upstream_exhausted(repo, settings, delivery.notifier)
 
     # The one buy path: private chats, groups and Buy again.
     buying = Buying(

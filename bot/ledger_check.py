@@ -34,13 +34,12 @@ QUEUE_SECONDS_PER_PLACE = _WINDOW / _PURCHASES
 
 
 async def check_ledger(
-    db: Database,
+    repo: Repo,
     *,
     unsettled_limit_seconds: float = DEFAULT_UNSETTLED_LIMIT_SECONDS,
     now: float | None = None,
 ) -> list[str]:
     """Every discrepancy as one line; an empty list means the books balance."""
-    repo = Repo(db)
     current = time.time() if now is None else now
     problems: list[str] = []
 
@@ -125,8 +124,9 @@ async def _run(path: Path, unsettled_limit: float) -> tuple[list[str], int, int]
                 0,
                 0,
             )
-        problems = await check_ledger(db, unsettled_limit_seconds=unsettled_limit)
+        # `daisybot ledger-check` is a composition root of its own: one read-only database.
         repo = Repo(db)
+        problems = await check_ledger(repo, unsettled_limit_seconds=unsettled_limit)
         return problems, await repo.wallets.count(), await repo.ledger.count()
     finally:
         await db.close()

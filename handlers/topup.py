@@ -150,7 +150,7 @@ async def successful_payment(
     except PaymentNotCredited as exc:
         logger.error("Stars payment %s not credited: %s", exc.charge_id, exc.reason)
         await admin_service.alert_admins(
-            db,
+            repo,
             settings,
             notifier,
             UncreditedPayment(

@@ -134,7 +134,7 @@ async def _run(tmp_path: Path, sb: Sandbox, mode: str, step: str) -> str:
             expected = "holding" if status == 200 else "refunded"
 
         async with make_client(sb, KEY) as client:
-            report = await reconcile_unknown(db, client, grace_seconds=0)
+            report = await reconcile_unknown(Repo(db), client, grace_seconds=0)
         assert report.error is None
         assert report.settled == 1
         repo = Repo(db)

@@ -59,7 +59,7 @@ async def test_credit_debit_transfer(db: Database) -> None:
     assert entries[0].counterparty_wallet_id == group.id
     assert entries[2].actor_id == 42
     assert entries[2].note == "admin"
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_refused_movements_change_nothing(db: Database) -> None:
@@ -98,7 +98,7 @@ async def test_concurrent_debits_never_overdraw(db: Database) -> None:
     refused = [r for r in results if isinstance(r, InsufficientFunds)]
     assert (len(ok), len(refused)) == (3, 7)
     assert (await Repo(db).wallets.get(alice.id)).balance == 1_000  # type: ignore[union-attr]
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_the_sandbox_bonus_is_given_once(db: Database) -> None:
@@ -131,7 +131,7 @@ async def test_a_stars_payment_is_credited_once(db: Database) -> None:
     assert sorted(r.credited for r in results) == [False, False, False, True]
     assert {r.payment.id for r in results} == {results[0].payment.id}
     assert (await repo.wallets.get(alice.id)).balance == 10_000  # type: ignore[union-attr]
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 # --- ledger-check ---------------------------------------------------------------------------
@@ -206,22 +206,22 @@ async def test_a_long_purchase_queue_is_not_taken_for_stuck_holds(db: Database) 
             activation = await _held_purchase(repo, tx, 3, carol.id, f"q{i}", now=now - 6_000.0)
             await repo.queue.add(tx, activation.id, carol.id, now=now - 6_000.0)
             held.append(activation.id)
-    found = await check_ledger(db, unsettled_limit_seconds=3_600.0, now=now)
+    found = await check_ledger(Repo(db), unsettled_limit_seconds=3_600.0, now=now)
     # Places 1..399 have waited more than an hour plus their turns (6 s each): stuck.
     assert len(found) == 399
     assert all("unsettled" in line for line in found)
     assert f"activation {held[398]} (purchasing)" in found[-1]
-    assert await check_ledger(db, unsettled_limit_seconds=3_600.0, now=now - 2_400.0) == []
+    assert await check_ledger(Repo(db), unsettled_limit_seconds=3_600.0, now=now - 2_400.0) == []
 
 
 async def test_check_ledger_names_every_discrepancy(db: Database) -> None:
     ids = await _busy_database(db)
     # The stale purchase is the only finding of a healthy database with an old purchasing row.
-    found = await check_ledger(db)
+    found = await check_ledger(Repo(db))
     assert len(found) == 1
     assert f"activation {ids['stale']} (purchasing)" in found[0]
     assert "unsettled" in found[0]
-    assert await check_ledger(db, unsettled_limit_seconds=1e12) == []
+    assert await check_ledger(Repo(db), unsettled_limit_seconds=1e12) == []
 
     # Each corruption by hand shows up, named.
     await db.execute("UPDATE wallets SET balance = balance + 7 WHERE id = ?", (ids["alice"],))
@@ -233,7 +233,7 @@ async def test_check_ledger_names_every_discrepancy(db: Database) -> None:
         " VALUES (?, 1, 'transfer_in', ?, 0)",
         (ids["group"], ids["alice"]),
     )  # money from nowhere
-    found = await check_ledger(db, unsettled_limit_seconds=1e12)
+    found = await check_ledger(Repo(db), unsettled_limit_seconds=1e12)
     text = "\n".join(found)
     assert f"wallet {ids['alice']} (user 1): cached balance" in text
     assert f"wallet {ids['group']} (group -100): cached balance" not in text  # trigger moved it
@@ -252,7 +252,7 @@ async def test_check_ledger_catches_refunds_of_kept_numbers(db: Database) -> Non
         await repo.ledger.append(
             tx, ids["alice"], 6_000, "refund", activation_id=ids["waiting"]
         )  # refunded, yet the user still holds the number
-    found = await check_ledger(db, unsettled_limit_seconds=1e12)
+    found = await check_ledger(Repo(db), unsettled_limit_seconds=1e12)
     assert found == [f"activation {ids['waiting']} (waiting): refunded although it is waiting"]
 
 

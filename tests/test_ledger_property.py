@@ -101,7 +101,7 @@ class Model:
 
 async def _check_invariants(db: Database, model: Model) -> None:
     repo = Repo(db)
-    assert await check_ledger(db, unsettled_limit_seconds=1e9) == []
+    assert await check_ledger(Repo(db), unsettled_limit_seconds=1e9) == []
     kept_by_wallet: dict[int, int] = defaultdict(int)
     kept_total = 0
     for activation_id in model.activation_ids:
@@ -201,12 +201,12 @@ async def _apply(
         with contextlib.suppress(ActivationNotActive, CancelTooEarly):
             await activations.cancel(repo, client, target_act.id, actor_id=target_act.user_id)
     elif kind == "reconcile":
-        await reconcile_unknown(db, client, grace_seconds=0)
+        await reconcile_unknown(Repo(db), client, grace_seconds=0)
 
 
 async def _settle_everything(db: Database, client: DaisySimClient) -> None:
     repo = Repo(db)
-    report = await reconcile_unknown(db, client, grace_seconds=0)
+    report = await reconcile_unknown(Repo(db), client, grace_seconds=0)
     assert report.error is None
     assert await repo.activations.list_unsettled() == []
     for act in await repo.activations.list_waiting():

@@ -19,6 +19,7 @@ import pytest
 from bot.ledger_check import check_ledger
 from storage.db import Database
 from storage.migrator import MigrationError, load_migrations, split_statements
+from storage.repo import Repo
 
 MIGRATIONS = load_migrations()
 LATEST = MIGRATIONS[-1].version
@@ -147,7 +148,7 @@ async def test_the_seeds_describe_a_healthy_ledger(tmp_path: Path) -> None:
     await _build(path, LATEST, None, SEEDS)
     db = await Database.open(path)
     try:
-        assert await check_ledger(db, unsettled_limit_seconds=1e12) == []
+        assert await check_ledger(Repo(db), unsettled_limit_seconds=1e12) == []
         assert await db.fetch_value("SELECT COUNT(*) FROM activations") >= 7
     finally:
         await db.close()

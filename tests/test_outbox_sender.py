@@ -70,7 +70,7 @@ async def running_sender(
     config: SenderConfig | None = None,
 ) -> AsyncIterator[OutboxSender]:
     sender = OutboxSender(
-        db=db, bot=bot, limits=limits or TelegramLimits(), config=config or SenderConfig()
+        repo=Repo(db), bot=bot, limits=limits or TelegramLimits(), config=config or SenderConfig()
     )
     await sender.start()
     try:
@@ -370,7 +370,7 @@ async def test_transient_redraws_coalesce_and_report_refusals(db: Database) -> N
             return render
 
         config = SenderConfig(idle_poll_seconds=60.0)
-        sender = OutboxSender(db=db, bot=bot, config=config)
+        sender = OutboxSender(repo=Repo(db), bot=bot, config=config)
         # Posted before the sender runs: only the last of the three is drawn.
         for n in (1, 2, 3):
             sender.post_transient("card:1", user.id, redraw(n))

@@ -120,7 +120,7 @@ async def test_a_purchase_holds_buys_and_links(
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     entries = await activation_entries(db, bought.id)
     assert [(e.kind, e.amount, e.wallet_id) for e in entries] == [("purchase", -SIGNAL, w.id)]
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_fifty_taps_with_money_for_three_buy_three(sb: Sandbox, db: Database) -> None:
@@ -147,7 +147,7 @@ async def test_fifty_taps_with_money_for_three_buy_three(sb: Sandbox, db: Databa
     assert await wallet_balance(db, w.id) == 0
     totals = await Repo(db).ledger.totals_by_kind(wallet_id=w.id)
     assert totals == {"topup": 3 * SIGNAL, "purchase": -3 * SIGNAL}
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_a_double_tap_buys_once(sb: Sandbox, db: Database, queue: PurchaseQueue) -> None:
@@ -160,7 +160,7 @@ async def test_a_double_tap_buys_once(sb: Sandbox, db: Database, queue: Purchase
     assert await _purchase_requests(sb) == 1
     assert len((await sb.control.account("acct")).orders) == 1
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_a_group_member_daily_limit(sb: Sandbox, db: Database, queue: PurchaseQueue) -> None:
@@ -246,8 +246,8 @@ async def test_every_upstream_failure_ends_balanced(
                     }
                 )
         # What a restart (or the periodic job) does; twice, to show it is idempotent.
-        first = await reconcile_unknown(db, client, grace_seconds=0)
-        second = await reconcile_unknown(db, client, grace_seconds=0)
+        first = await reconcile_unknown(Repo(db), client, grace_seconds=0)
+        second = await reconcile_unknown(Repo(db), client, grace_seconds=0)
         assert second.settled == 0
         if raised is PurchasePending:
             assert first.settled == 1
@@ -281,7 +281,7 @@ async def test_an_empty_upstream_account_and_an_empty_pool(sb: Sandbox, db: Data
     assert info.value.upstream_code == "OUT_OF_STOCK"
     assert info.value.retryable
     assert await wallet_balance(db, w.id) == 100_000
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
     assert (await sb.control.account("poor")).orders == []
 
 
@@ -297,7 +297,7 @@ async def test_a_purchase_delayed_past_our_timeout_is_judged_after_the_upstream_
     async with make_client(sb, "acct", timeout=0.2) as client, purchase_queue(db, client) as queue:
         with pytest.raises(PurchasePending):
             await buy(queue, buy_request(1, w.id, "slow"))
-        early = await reconcile_unknown(db, client, grace_seconds=60)
+        early = await reconcile_unknown(Repo(db), client, grace_seconds=60)
         assert early.settled == 0
 
         async def answered() -> int | None:
@@ -305,7 +305,7 @@ async def test_a_purchase_delayed_past_our_timeout_is_judged_after_the_upstream_
             return next((e.status for e in log if e.endpoint == "purchase"), None)
 
         status = await wait_until(answered, timeout=10, what="the upstream to finish the request")
-        report = await reconcile_unknown(db, client, grace_seconds=0)
+        report = await reconcile_unknown(Repo(db), client, grace_seconds=0)
     assert report.settled == 1
     act = await Repo(db).activations.get_by_key("slow")
     assert act is not None
@@ -352,7 +352,7 @@ async def test_reconcile_links_completed_cancelled_and_expired_orders(
     await client.cancel(x_order.activation_id)  # e.g. cancelled in the upstream's dashboard
     await sb.control.advance_clock(1100)  # past the 1200 s lifetime of the last one
 
-    report = await reconcile_unknown(db, client, grace_seconds=0)
+    report = await reconcile_unknown(Repo(db), client, grace_seconds=0)
     assert report.completed == [completed.id]
     assert sorted(report.refunded) == sorted([cancelled.id, expired.id])
     repo = Repo(db)
@@ -373,7 +373,7 @@ async def test_reconcile_links_completed_cancelled_and_expired_orders(
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
     account = await sb.control.account("acct")
     assert account.debits_units - account.refunds_units == SIGNAL
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_concurrent_reconcilers_settle_each_activation_once(
@@ -387,7 +387,7 @@ async def test_concurrent_reconcilers_settle_each_activation_once(
     never = info.value.activation
 
     reports = await asyncio.gather(
-        *(reconcile_unknown(db, client, grace_seconds=0) for _ in range(4))
+        *(reconcile_unknown(Repo(db), client, grace_seconds=0) for _ in range(4))
     )
     assert sum(len(r.linked) for r in reports) == 1
     assert sum(len(r.refunded) for r in reports) == 1
@@ -396,7 +396,7 @@ async def test_concurrent_reconcilers_settle_each_activation_once(
     assert (await repo.activations.get(never.id)).state == "failed"  # type: ignore[union-attr]
     assert [e.kind for e in await activation_entries(db, never.id)] == ["purchase", "refund"]
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_reconcile_leaves_a_purchase_still_in_flight_alone(
@@ -416,13 +416,13 @@ async def test_reconcile_leaves_a_purchase_still_in_flight_alone(
     held = await Repo(db).activations.get_by_key("queued")
     assert held is not None
     assert held.state == "purchasing"
-    report = await reconcile_unknown(db, client, grace_seconds=0)
+    report = await reconcile_unknown(Repo(db), client, grace_seconds=0)
     assert report.settled == 0  # no order upstream yet, but the call is still to come
     bought = await queue.outcome(ticket)
     assert not isinstance(bought, Queued)
     assert bought.state == "waiting"
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_a_failed_history_walk_settles_nothing(
@@ -431,12 +431,12 @@ async def test_a_failed_history_walk_settles_nothing(
     await new_user(db, 1, 100_000)
     act = await _unknown_purchase(db, sb, queue, "h")
     await sb.control.add_fault("history", "error", code="SERVER_ERROR", times=10)
-    report = await reconcile_unknown(db, client, grace_seconds=0)
+    report = await reconcile_unknown(Repo(db), client, grace_seconds=0)
     assert report.error is not None
     assert report.settled == 0
     assert (await Repo(db).activations.get(act.id)).state == "unknown"  # type: ignore[union-attr]
     await sb.control.clear_faults()
-    report = await reconcile_unknown(db, client, grace_seconds=0)
+    report = await reconcile_unknown(Repo(db), client, grace_seconds=0)
     assert report.linked == [act.id]
 
 
@@ -459,14 +459,14 @@ async def test_what_reconciliation_tells_the_user_is_part_of_its_settlement(
         told.append((activation.id, str(row[0])))
 
     with pytest.raises(RuntimeError):
-        await reconcile_unknown(db, client, grace_seconds=0, on_settled=crash)
+        await reconcile_unknown(Repo(db), client, grace_seconds=0, on_settled=crash)
     assert (await Repo(db).activations.get(act.id)).state == "unknown"  # type: ignore[union-attr]
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
 
-    report = await reconcile_unknown(db, client, grace_seconds=0, on_settled=tell)
+    report = await reconcile_unknown(Repo(db), client, grace_seconds=0, on_settled=tell)
     assert report.linked == [act.id]
     assert told == [(act.id, "waiting")]
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 # --- after the purchase: code, cancel, expiry, gone ---------------------------------------
@@ -496,7 +496,7 @@ async def test_a_code_keeps_the_charge(
     with pytest.raises(ActivationNotActive):
         await activations.cancel(Repo(db), client, act.id, actor_id=1)
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_cancel_waits_for_the_lock_then_refunds_once(
@@ -545,7 +545,7 @@ async def test_cancel_after_the_code_arrived_completes(
     after = await activations.cancel(Repo(db), client, act.id, actor_id=1)
     assert (after.state, after.code) == ("completed", code)
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 async def test_expire_retries_after_the_lock_then_refunds(
@@ -603,4 +603,4 @@ async def test_gone_upstream_and_busy_upstream(
     assert [e.kind for e in await activation_entries(db, gone.id)] == ["purchase", "refund"]
     assert not await activations.resolve_gone(Repo(db), gone.id)  # already refunded: not again
     assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []

@@ -78,7 +78,9 @@ async def notifier(db: Database) -> AsyncIterator[TelegramNotifier]:
     """The real notifier over an outbox nobody sends: what was queued is read back."""
     bot = Bot(token="1:x")
     try:
-        yield TelegramNotifier(db=db, i18n=I18n(), sender=OutboxSender(db=db, bot=bot))
+        yield TelegramNotifier(
+            repo=Repo(db), i18n=I18n(), sender=OutboxSender(repo=Repo(db), bot=bot)
+        )
     finally:
         await bot.session.close()
 
@@ -116,7 +118,7 @@ async def outbox_texts(db: Database, chat_id: int) -> list[str]:
 
 
 async def books_balanced(db: Database) -> None:
-    assert await check_ledger(db) == []
+    assert await check_ledger(Repo(db)) == []
 
 
 # --- amounts ------------------------------------------------------------------------------
@@ -536,14 +538,14 @@ async def test_stored_markup_overrides_the_environment_in_the_catalogue(db: Data
     assert await admin_service.current_markup(repo, conf) == admin_service.MarkupSetting(
         Markup(conf.markup_percent, 100), stored=False
     )
-    await admin_service.store_markup(db, admin_service.parse_markup("25 0.05"))
+    await admin_service.store_markup(Repo(db), admin_service.parse_markup("25 0.05"))
     current = await admin_service.current_markup(repo, conf)
     assert current.stored
     assert current.markup.apply(10_000) == 13_000
     async with Sandbox(time_scale=60.0) as sb, make_client(sb, "m") as client:
         catalogue = Catalogue(client, repo, conf)
         assert await catalogue.markup() == current.markup
-        await admin_service.reset_markup(db)
+        await admin_service.reset_markup(Repo(db))
         assert await catalogue.markup() == Markup(conf.markup_percent, 100)
 
 
@@ -557,14 +559,14 @@ async def test_broadcast_is_queued_once_for_reachable_users(
     await repo.users.set_inactive(4, True)
     draft = await admin_service.draft_broadcast(repo, ADMIN, "Hello <b>all</b>")
     results = await asyncio.gather(
-        *(admin_service.confirm_broadcast(db, draft.id, notifier) for _ in range(3))
+        *(admin_service.confirm_broadcast(Repo(db), draft.id, notifier) for _ in range(3))
     )
     assert sorted(r.queued for r in results if r is not None) == [0, 0, 5]
     assert sum(r.confirmed_now for r in results if r is not None) == 1
     rows = await db.fetch_all("SELECT chat_id FROM outbox WHERE kind = 'broadcast'")
     assert sorted(r[0] for r in rows) == [1, 2, 5, 6, 7]
     assert await outbox_texts(db, 1) == ["Hello <b>all</b>"]
-    assert await admin_service.confirm_broadcast(db, 999, notifier) is None
+    assert await admin_service.confirm_broadcast(Repo(db), 999, notifier) is None
     with pytest.raises(admin_service.BroadcastTooLong):
         await admin_service.draft_broadcast(repo, ADMIN, "x" * 5000)
 
@@ -607,17 +609,17 @@ async def test_low_balance_alerts_once_per_episode(
 
     async with Sandbox(time_scale=60.0) as sb, make_client(sb, "acct") as client:
         await sb.control.set_account("acct", balance_units=40_000)
-        first = await admin_service.check_upstream_balance(db, client, conf, notifier)
-        second = await admin_service.check_upstream_balance(db, client, conf, notifier)
+        first = await admin_service.check_upstream_balance(Repo(db), client, conf, notifier)
+        second = await admin_service.check_upstream_balance(Repo(db), client, conf, notifier)
         assert first.low
         assert (first.alerted, second.alerted) == (2, 0)
         assert await outbox_texts(db, 42) == [ru]
         assert await outbox_texts(db, 43) == [en]
         await sb.control.set_account("acct", balance_units=60_000)
-        back = await admin_service.check_upstream_balance(db, client, conf, notifier)
+        back = await admin_service.check_upstream_balance(Repo(db), client, conf, notifier)
         assert not back.low
         await sb.control.set_account("acct", balance_units=30_000)
-        third = await admin_service.check_upstream_balance(db, client, conf, notifier)
+        third = await admin_service.check_upstream_balance(Repo(db), client, conf, notifier)
         assert third.alerted == 2  # a new episode
         stats = await admin_service.collect_stats(repo, client)
         assert stats.upstream_balance == 30_000

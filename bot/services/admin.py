@@ -27,7 +27,6 @@ from bot.services.errors import AppError
 from bot.services.money import day_start
 from bot.services.notify import AdminAlert, LowUpstreamBalance, Notifier, UpstreamExhausted
 from bot.services.topup import BadAmount, parse_amount
-from storage.db import Database
 from storage.models import ACTIVE_STATES, Broadcast, LedgerEntry, Sales, User
 from storage.repo import Repo
 
@@ -230,19 +229,17 @@ async def current_markup(repo: Repo, settings: Settings) -> MarkupSetting:
     return MarkupSetting(markup, stored=False)
 
 
-async def store_markup(db: Database, markup: Markup) -> None:
+async def store_markup(repo: Repo, markup: Markup) -> None:
     """Persist the markup; the catalogue reads it on its next price calculation."""
-    repo = Repo(db)
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         await repo.settings.set(MARKUP_PERCENT_KEY, str(markup.percent), tx=tx)
         await repo.settings.set(MARKUP_FIXED_UNITS_KEY, str(markup.fixed_units), tx=tx)
     log.info("markup set to %s%% + %d units", markup.percent, markup.fixed_units)
 
 
-async def reset_markup(db: Database) -> None:
+async def reset_markup(repo: Repo) -> None:
     """Back to the environment's MARKUP_PERCENT / MARKUP_FIXED."""
-    repo = Repo(db)
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         await repo.settings.delete(MARKUP_PERCENT_KEY, tx=tx)
         await repo.settings.delete(MARKUP_FIXED_UNITS_KEY, tx=tx)
     log.info("markup reset to the environment's")
@@ -278,17 +275,16 @@ class BroadcastQueued:
 
 
 async def confirm_broadcast(
-    db: Database, broadcast_id: int, notifier: Notifier
+    repo: Repo, broadcast_id: int, notifier: Notifier
 ) -> BroadcastQueued | None:
     """Queue the draft for every user a broadcast may reach, once: one message each, all in
     one transaction with the confirmation. None when there is no such draft."""
-    repo = Repo(db)
     draft = await repo.broadcasts.get(broadcast_id)
     if draft is None:
         return None
     recipients = await broadcast_recipients(repo, draft.admin_id)
     queued = 0
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         broadcast = await repo.broadcasts.get(broadcast_id, tx=tx)
         if broadcast is None:
             return None
@@ -377,11 +373,10 @@ async def export_ledger(
 
 
 async def alert_admins(
-    db: Database, settings: Settings, notifier: Notifier, alert: AdminAlert, *, dedupe: str
+    repo: Repo, settings: Settings, notifier: Notifier, alert: AdminAlert, *, dedupe: str
 ) -> int:
     """Tell every admin who can be reached of `alert`; each admin is told once per `dedupe`
     key however often this is called. Returns how many were told now."""
-    repo = Repo(db)
     admins: list[int] = []
     for admin_id in sorted(settings.admin_ids):
         user = await repo.users.get(admin_id)
@@ -389,7 +384,7 @@ async def alert_admins(
             continue
         admins.append(admin_id)
     queued = 0
-    async with db.transaction() as tx:
+    async with repo.db.transaction() as tx:
         for admin_id in admins:
             queued += await notifier.admin_alert(tx, admin_id, alert, dedupe=dedupe)
     if queued:
@@ -397,14 +392,14 @@ async def alert_admins(
     return queued
 
 
-async def alert_upstream_exhausted(db: Database, settings: Settings, notifier: Notifier) -> int:
+async def alert_upstream_exhausted(repo: Repo, settings: Settings, notifier: Notifier) -> int:
     """INSUFFICIENT_BALANCE from the upstream: our account there cannot pay for numbers, so
     every purchase fails until it is topped up. The admins are told once an hour at most,
     whichever path (a buyer's tap, the purchase queue) ran into it. Returns how many alerts
     were queued now."""
     hour = int(time.time() // 3600)
     return await alert_admins(
-        db, settings, notifier, UpstreamExhausted(), dedupe=f"exhausted:{hour}"
+        repo, settings, notifier, UpstreamExhausted(), dedupe=f"exhausted:{hour}"
     )
 
 
@@ -420,7 +415,7 @@ class BalanceCheck:
 
 
 async def check_upstream_balance(
-    db: Database,
+    repo: Repo,
     client: DaisySimClient,
     settings: Settings,
     notifier: Notifier,
@@ -434,7 +429,6 @@ async def check_upstream_balance(
     balance = await upstream_balance(client)
     if balance is None or not settings.admin_ids:
         return BalanceCheck(balance, threshold, 0)
-    repo = Repo(db)
     episode = await repo.settings.get(LOW_BALANCE_KEY)
     if balance >= threshold:
         if episode is not None:
@@ -445,7 +439,7 @@ async def check_upstream_balance(
         episode = f"{time.time() if now is None else now:.3f}"
         await repo.settings.set(LOW_BALANCE_KEY, episode)
     alerted = await alert_admins(
-        db,
+        repo,
         settings,
         notifier,
         LowUpstreamBalance(balance_units=balance, threshold_units=threshold),

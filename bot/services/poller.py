@@ -55,7 +55,7 @@ from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
 from bot.services.rates import SlidingWindow
 from bot.services.reconcile import reconcile_unknown
 from bot.services.settle import end_with_code
-from storage.db import Database, Transaction
+from storage.db import Transaction
 from storage.models import UNKNOWN, WAITING, Activation
 from storage.repo import Repo
 
@@ -145,7 +145,7 @@ class PollerTiming:
 
 @dataclass(eq=False)
 class Poller:
-    db: Database
+    repo: Repo
     client: DaisySimClient
     notifier: Notifier
     countdown: CardCountdown
@@ -160,7 +160,7 @@ class Poller:
         cls,
         settings: Settings,
         *,
-        db: Database,
+        repo: Repo,
         client: DaisySimClient,
         notifier: Notifier,
         countdown: CardCountdown,
@@ -173,7 +173,7 @@ class Poller:
             time_scale=settings.daisysim_time_scale,
         )
         return cls(
-            db=db,
+            repo=repo,
             client=client,
             notifier=notifier,
             countdown=countdown,
@@ -182,7 +182,7 @@ class Poller:
         )
 
     def __post_init__(self) -> None:
-        self.repo = Repo(self.db)
+        self.db = self.repo.db
         self.schedule = PollSchedule(self.policy)
         self.pacer = Pacer(self.policy, self.clock())
         # Our own check requests, counted like the client's limiter counts them, so the rest
@@ -273,7 +273,7 @@ class Poller:
 
     async def reconcile(self) -> None:
         report = await reconcile_unknown(
-            self.db,
+            self.repo,
             self.client,
             grace_seconds=self.timing.reconcile_grace,
             cancel_lock_seconds=self.timing.cancel_lock,

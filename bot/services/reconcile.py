@@ -58,7 +58,7 @@ class ReconcileReport:
 
 
 async def reconcile_unknown(
-    db: Database,
+    repo: Repo,
     client: DaisySimClient,
     *,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
@@ -73,7 +73,7 @@ async def reconcile_unknown(
     on (a server-side delay before it applies a purchase); a shorter one could refund a number
     that is sold a moment later. Purchases whose call is running in this process are skipped.
     """
-    repo = Repo(db)
+    db = repo.db
     current = time.time() if now is None else now
     report = ReconcileReport()
     candidates = [

@@ -7,7 +7,7 @@ from bot.config import Settings
 from bot.daisysim import DaisySimClient
 from bot.services import admin as admin_service
 from bot.telegram.notifier import TelegramNotifier
-from storage.db import Database
+from storage.repo import Repo
 
 LOW_BALANCE_JOB_ID = "low-balance-alert"
 LOW_BALANCE_CHECK_SECONDS = 300.0
@@ -16,7 +16,7 @@ LOW_BALANCE_FIRST_CHECK_SECONDS = 10.0
 
 
 async def low_balance_check(
-    db: Database, client: DaisySimClient, settings: Settings, notifier: TelegramNotifier
+    repo: Repo, client: DaisySimClient, settings: Settings, notifier: TelegramNotifier
 ) -> admin_service.BalanceCheck:
     """One look at the upstream balance; admins are alerted once per low episode."""
-    return await admin_service.check_upstream_balance(db, client, settings, notifier)
+    return await admin_service.check_upstream_balance(repo, client, settings, notifier)

@@ -33,7 +33,7 @@ from bot.services.notify import (
 from bot.telegram.i18n import I18n, Translator
 from bot.telegram.outbox import OutboxSender, edit_payload, enqueue, message_payload
 from bot.telegram.texts import format_duration, render_card, render_code_message
-from storage.db import Database, Transaction
+from storage.db import Transaction
 from storage.models import WAITING, Activation, Broadcast
 from storage.repo import Repo
 
@@ -65,14 +65,14 @@ def _reply_to(activation: Activation, chat_id: int) -> int | None:
 
 @dataclass(eq=False)
 class TelegramNotifier:
-    db: Database
+    repo: Repo
     i18n: I18n
     sender: OutboxSender
     # What the cards' countdowns are drawn against.
     wall: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
-        self.repo = Repo(self.db)
+        self.db = self.repo.db
 
     # --- Notifier -------------------------------------------------------------------------
 

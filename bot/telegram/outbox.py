@@ -61,7 +61,7 @@ from aiogram.methods import (
 from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 
 from bot.telegram.limits import Permit, TelegramLimiter, TelegramLimits, is_group_chat
-from storage.db import Database, Transaction
+from storage.db import Transaction
 from storage.repo import Repo
 from storage.repos.outbox import OutboxItem, SentMark
 
@@ -242,7 +242,7 @@ class OutboxSender:
     """The one task that sends the outbox. `start()`, then `stop()` before closing the bot
     session and the database."""
 
-    db: Database
+    repo: Repo
     bot: Bot
     limits: TelegramLimits = field(default_factory=TelegramLimits)
     config: SenderConfig = field(default_factory=SenderConfig)
@@ -252,8 +252,9 @@ class OutboxSender:
 
     def __post_init__(self) -> None:
         self.limiter = TelegramLimiter(self.limits, clock=self.clock)
-        self._repo = Repo(self.db)
-        self._outbox = self._repo.outbox
+        self.db = self.repo.db
+        self._repo = self.repo
+        self._outbox = self.repo.outbox
         self._kick = asyncio.Event()
         self._reload = True
         self._reload_at = 0.0

@@ -36,7 +36,7 @@ from bot.telegram.callbacks import QueueAction, QueueCb
 from bot.telegram.i18n import I18n, Translator
 from bot.telegram.outbox import OutboxSender, TransientRender, edit_payload, enqueue
 from bot.telegram.texts import render_card
-from storage.db import Database, Transaction
+from storage.db import Transaction
 from storage.models import Activation
 from storage.repo import Repo
 
@@ -109,7 +109,7 @@ def render_place(
 class QueueNotifier:
     """The purchase queue's listener on the Telegram side; `start()`/`stop()` with the app."""
 
-    db: Database
+    repo: Repo
     i18n: I18n
     settings: Settings
     queue: PurchaseQueue
@@ -119,7 +119,7 @@ class QueueNotifier:
     time_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        self.repo = Repo(self.db)
+        self.db = self.repo.db
         # What each buyer's message shows now: (place, estimate bucket).
         self._shown: dict[int, tuple[int, int]] = {}
         # Messages Telegram refused to edit for good (deleted): not redrawn again.
@@ -170,7 +170,7 @@ class QueueNotifier:
         """An empty upstream account is the admins' to fix, as on the direct path; the buyer's
         own refund notice is the card redraw `served` queued."""
         if exc.alert_admins:
-            await admin_service.alert_upstream_exhausted(self.db, self.settings, self.notifier)
+            await admin_service.alert_upstream_exhausted(self.repo, self.settings, self.notifier)
 
     def line_moved(self) -> None:
         # A served buyer's card edit was committed just before: send it now.

@@ -20,7 +20,6 @@ from bot.telegram.keyboards import button, markup
 from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.replies import edit_or_send
 from bot.telegram.states import AdminStates
-from storage.db import Database
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
@@ -88,12 +87,12 @@ async def broadcast_command(
 async def broadcast_send(
     query: CallbackQuery,
     callback_data: AdminCb,
-    db: Database,
+    repo: Repo,
     t: Translator,
     callback_answer: CallbackAnswer,
     notifier: TelegramNotifier,
 ) -> None:
-    result = await admin_service.confirm_broadcast(db, callback_data.id, notifier)
+    result = await admin_service.confirm_broadcast(repo, callback_data.id, notifier)
     message = query.message
     if result is None:
         callback_answer.text = t.plain("admin-broadcast-gone")

@@ -28,7 +28,6 @@ from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import button, markup
 from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.replies import edit_or_send
-from storage.db import Database
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
@@ -89,14 +88,14 @@ async def home_view(
 
 async def schedule_balance_check(
     scheduler: BaseScheduler,
-    db: Database,
+    repo: Repo,
     daisysim: DaisySimClient,
     settings: Settings,
     notifier: TelegramNotifier,
 ) -> None:
     async def job() -> None:
         try:
-            await low_balance_check(db, daisysim, settings, notifier)
+            await low_balance_check(repo, daisysim, settings, notifier)
         except Exception:
             logger.exception("the upstream balance check failed")
 

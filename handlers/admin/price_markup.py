@@ -57,7 +57,7 @@ async def set_markup(
     except admin_service.BadMarkup:
         await message.answer(t("admin-markup-bad", text=text[:32]))
         return False
-    await admin_service.store_markup(db, setting)
+    await admin_service.store_markup(repo, setting)
     current = await admin_service.current_markup(repo, settings)
     await message.answer(
         f"{t('admin-markup-saved')}\n\n{markup_text(t, current)}",
@@ -88,7 +88,7 @@ async def markup_command(
 ) -> None:
     args = (command.args or "").strip()
     if args.lower() == "reset":
-        await admin_service.reset_markup(db)
+        await admin_service.reset_markup(repo)
         args = ""
     if args:
         await set_markup(message, t, db, repo, settings, args)
@@ -100,7 +100,7 @@ async def markup_command(
 async def markup_reset(
     query: CallbackQuery, t: Translator, db: Database, repo: Repo, settings: Settings
 ) -> None:
-    await admin_service.reset_markup(db)
+    await admin_service.reset_markup(repo)
     current = await admin_service.current_markup(repo, settings)
     await edit_or_send(
         query,

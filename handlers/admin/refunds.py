@@ -134,7 +134,7 @@ async def do_refund(
     t: Translator,
     payment_id: int,
     admin: User,
-    outbox: OutboxSender | None,
+    outbox: OutboxSender,
 ) -> str:
     payment = await repo.payments.get(payment_id)
     if payment is None:
@@ -174,8 +174,7 @@ async def do_refund(
         return t("admin-refund-refused", reason=exc.message)
     except RefundPending:
         return t("admin-refund-pending")
-    if outbox is not None:
-        outbox.wake()
+    outbox.wake()
     if result.outcome == "already":
         return t("admin-refund-already", id=payment_id)
     return t(
@@ -196,7 +195,7 @@ async def refund_ok(
     i18n: I18n,
     t: Translator,
     user: User,
-    outbox: OutboxSender | None = None,
+    outbox: OutboxSender,
 ) -> None:
     note = await do_refund(bot, repo, i18n, t, callback_data.id, user, outbox)
     payment = await repo.payments.get(callback_data.id)

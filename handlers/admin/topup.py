@@ -73,7 +73,7 @@ async def do_topup(
     units: int,
     admin: User,
     key: str,
-    outbox: OutboxSender | None,
+    outbox: OutboxSender,
 ) -> str:
     wallet = await repo.wallets.get_by_owner("user", user.id)
     if wallet is None:
@@ -91,8 +91,7 @@ async def do_topup(
         return amount_problem(t, exc)
     if result.duplicate:
         return t("admin-topup-duplicate")
-    if outbox is not None:
-        outbox.wake()
+    outbox.wake()
     return t(
         "admin-topup-done",
         name=user.first_name,
@@ -109,7 +108,7 @@ async def topup_command(
     i18n: I18n,
     t: Translator,
     user: User,
-    outbox: OutboxSender | None = None,
+    outbox: OutboxSender,
 ) -> None:
     parts = (command.args or "").split()
     if len(parts) != 2:
@@ -182,7 +181,7 @@ async def topup_amount(
     t: Translator,
     user: User,
     callback_answer: CallbackAnswer,
-    outbox: OutboxSender | None = None,
+    outbox: OutboxSender,
 ) -> None:
     target = await repo.users.get(callback_data.id)
     if target is None:

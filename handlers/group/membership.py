@@ -22,9 +22,7 @@ PRESENT_STATUSES = frozenset({"creator", "administrator", "member", "restricted"
 GROUP_COMMANDS = ("buy", "wallet", "fund", "limit", "spending", "help")
 
 
-async def set_group_commands(bot: Bot, i18n: I18n | None = None) -> None:
-    if i18n is None:
-        return
+async def set_group_commands(bot: Bot, i18n: I18n) -> None:
     for lang in LANGUAGES:
         t = i18n.translator(lang)
         commands = [

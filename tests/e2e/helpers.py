@@ -127,7 +127,7 @@ async def only_activation(app: App, user_id: int) -> Activation:
 
 
 async def assert_books_balanced(app: App) -> None:
-    problems = await check_ledger(app.db)
+    problems = await check_ledger(app.repo)
     assert problems == [], problems
 
 

@@ -258,7 +258,7 @@ async def test_low_upstream_balance_alerts_the_admins_once(
     assert job is not None  # the same check runs every few minutes on its own
     sender = app.outbox
     for _ in range(2):
-        await low_balance_check(app.db, app.client, app.settings, app.notifier)
+        await low_balance_check(app.repo, app.client, app.settings, app.notifier)
     alert = await admin.wait_for(lambda m: "DaisySim balance is low" in m.text)
     assert "$1.20" in alert.text
     await sender.wait_idle(5)

@@ -95,7 +95,7 @@ async def test_a_5xx_on_purchase_holds_the_money_until_reconciled_then_refunds(
     assert await balance(bot_app, alice.id) == START - 14_000
 
     report = await reconcile_unknown(
-        bot_app.db, bot_app.client, grace_seconds=0, cancel_lock_seconds=CANCEL_LOCK_SECONDS
+        bot_app.repo, bot_app.client, grace_seconds=0, cancel_lock_seconds=CANCEL_LOCK_SECONDS
     )
     assert report.error is None
     assert len(report.refunded) == 1
@@ -121,7 +121,7 @@ async def test_a_timeout_after_the_upstream_sold_ends_with_the_user_holding_the_
     assert (await with_card(bot_app, alice.id, card)).state == "unknown"
 
     report = await reconcile_unknown(
-        bot_app.db, bot_app.client, grace_seconds=0, cancel_lock_seconds=CANCEL_LOCK_SECONDS
+        bot_app.repo, bot_app.client, grace_seconds=0, cancel_lock_seconds=CANCEL_LOCK_SECONDS
     )
     assert report.error is None
     assert len(report.linked) == 1
