@@ -21,6 +21,7 @@ from bot.app import App, create_app
 from bot.config import Settings
 from bot.emulator import BotAPIEmulator, FloodLimits
 from bot.sandbox import Sandbox
+from storage.db import Database
 
 TIME_SCALE = 60.0
 UPSTREAM_CANCEL_LOCK = 180.0
@@ -31,6 +32,16 @@ DAISYSIM_KEY = "e2e-key"
 DAISYSIM_TIMEOUT = 2.0
 
 AppFactory = Callable[..., contextlib.AbstractAsyncContextManager[App]]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh SQLite file with every migration applied, closed at the end."""
+    database = await Database.open(tmp_path / "bot.sqlite3")
+    try:
+        yield database
+    finally:
+        await database.close()
 
 
 @pytest.fixture

@@ -24,7 +24,12 @@ from bot.services.reconcile import reconcile_unknown
 from storage.db import Database
 from storage.models import Activation
 from storage.repo import Repo
-from tests.fixtures.money import assert_settled_consistently, make_client, new_user, wait_until
+from tests.fixtures.money import (
+    assert_settled_consistently,
+    make_client,
+    new_user,
+)
+from tests.fixtures.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "tests" / "fixtures" / "crash_child.py"

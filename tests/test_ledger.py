@@ -7,12 +7,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from bot import ledger_check
 from bot.ledger_check import check_ledger
@@ -25,15 +23,6 @@ from storage.repo import Repo
 from tests.fixtures.money import new_user
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest_asyncio.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def test_credit_debit_transfer(db: Database) -> None:

@@ -3,12 +3,10 @@ temporary SQLite file."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,34 +23,9 @@ from bot.telegram.outbox import (
 )
 from storage.db import Database
 from storage.repo import Repo
+from tests.fixtures.waiting import wait_until
 
 TOKEN = "4242:OUTBOX-test"
-
-
-async def wait_until(
-    condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
-    *,
-    timeout: float = 5.0,
-    what: str = "condition",
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not hold within {timeout}s")
-        # A condition polled with a deadline, not a sleep standing in for one.
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "outbox.sqlite3")
-    yield database
-    await database.close()
 
 
 @contextlib.asynccontextmanager

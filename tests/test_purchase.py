@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,9 +43,9 @@ from tests.fixtures.money import (
     new_user,
     orders_of,
     purchase_queue,
-    wait_until,
     wallet_balance,
 )
+from tests.fixtures.waiting import wait_until
 
 # 60 upstream seconds per real second: the 180 s cancel lock is 3 s, rate windows 1 s; tests
 # that need the lock over jump the sandbox clock instead of waiting.
@@ -68,15 +67,6 @@ async def shared_sandbox() -> AsyncIterator[Sandbox]:
 async def sb(shared_sandbox: Sandbox) -> Sandbox:
     await shared_sandbox.control.reset()
     return shared_sandbox
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -42,9 +42,9 @@ from tests.fixtures.money import (
     make_client,
     new_user,
     orders_of,
-    wait_until,
     wallet_balance,
 )
+from tests.fixtures.waiting import wait_until
 
 SCALE = 120.0
 WINDOW = 60.0 / SCALE  # the purchase window in real seconds

@@ -13,13 +13,14 @@ import math
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from bot.sandbox import Sandbox, SandboxControlError
+from tests.fixtures.waiting import wait_until
 
 KEY = "key-one"
 OTHER = "key-two"
@@ -89,16 +90,6 @@ def assert_wait(message: str, template: str, left: float, scale: float, since: f
     highest = max(1, math.ceil(left / scale))
     lowest = max(1, math.ceil((left - elapsed * scale) / scale))
     assert lowest <= int(match.group(1)) <= highest, (message, lowest, highest)
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], timeout: float = 3.0, interval: float = 0.01
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(interval)
 
 
 # ------------------------------------------------------------------------ simple endpoints
@@ -531,7 +522,7 @@ async def test_cancel_lock_passes_in_real_time_under_a_time_scale() -> None:
             assert r.status_code == 200
             return True
 
-        await wait_for(cancelled, timeout=5.0, interval=0.02)
+        await wait_until(cancelled, timeout=5.0, interval=0.02)
         assert (await sb.control.account(KEY)).balance_units == 500_000
 
 
@@ -601,7 +592,7 @@ async def test_expiry_in_real_time_under_a_time_scale() -> None:
         async def expired() -> bool:
             return (await sb.control.account(KEY)).orders[0].status == "Expired"
 
-        await wait_for(expired)
+        await wait_until(expired)
         assert (await api.get("/balance")).json()["data"]["balance"] == 50.0
 
 
@@ -618,7 +609,7 @@ async def test_auto_codes_arrive_by_themselves() -> None:
             seen.update(r.json()["data"][0])
             return bool(seen["status"] == "Completed")
 
-        await wait_for(completed)
+        await wait_until(completed)
         assert re.fullmatch(r"\d{6}", seen["code"])
         body = assert_error(await api.post(f"/cancel/{aid}"), 422, "CODE_RECEIVED")
         assert body["data"]["code"] == seen["code"]
@@ -769,7 +760,7 @@ async def test_rate_limit_window_slides_in_real_time() -> None:
             assert r.status_code == 200
             return True
 
-        await wait_for(allowed)
+        await wait_until(allowed)
         assert len((await sb.control.account(KEY)).orders) == 11
 
 

@@ -7,13 +7,14 @@ import functools
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from bot.sandbox import Sandbox, SandboxControlError
+from tests.fixtures.waiting import wait_until
 
 KEY = "fault-key"
 OTHER = "bystander"
@@ -44,14 +45,6 @@ async def sb() -> AsyncIterator[Sandbox]:
 async def api(sb: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     async with client(sb) as c:
         yield c
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 async def order_count(sb: Sandbox, key: str = KEY) -> int:
@@ -206,7 +199,7 @@ async def test_delay_before_waits_then_applies(sb: Sandbox, api: httpx.AsyncClie
     async def arrived() -> bool:
         return (await sb.control.stats()).requests["purchase"] == 1
 
-    await wait_for(arrived)
+    await wait_until(arrived)
     assert await order_count(sb) == 0  # not applied while it waits
     r = await pending
     assert r.status_code == 200
@@ -221,7 +214,7 @@ async def test_delay_after_applies_then_waits(sb: Sandbox, api: httpx.AsyncClien
     async def applied() -> bool:
         return await order_count(sb) == 1
 
-    await wait_for(applied)
+    await wait_until(applied)
     assert not pending.done()
     r = await pending
     assert r.status_code == 200
@@ -246,7 +239,7 @@ async def test_stop_does_not_hang_on_an_armed_delay() -> None:
         async def arrived() -> bool:
             return (await sb.control.stats()).requests["balance"] == 1
 
-        await wait_for(arrived)
+        await wait_until(arrived)
         started = time.monotonic()
         await sb.stop()
         assert time.monotonic() - started < 5

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from storage.db import Database
 from storage.repo import Repo
 from storage.repos.outbox import OutboxItem, SentMark
 from tests.fixtures.money import new_user
-
-
-@pytest_asyncio.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,15 +61,6 @@ from tests.fixtures.money import (
 
 ADMIN = 42
 RATE = 80  # STARS_PER_USD
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "bot.sqlite3")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@ read the books. Only public APIs: the emulator's user kit, the services, the rep
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import Awaitable, Callable
 
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.ledger_check import check_ledger
 from bot.services import money
 from storage.models import Activation, LedgerEntry
+from tests.fixtures.waiting import wait_until
 
 # A phone shows these two messages with these first characters (see bot/locales/*/card.ftl).
 CARD_MARK = "📱"
@@ -22,26 +20,6 @@ PHONE = re.compile(r"^\+1940\d{7}$")
 # looks at a new number at once and then not again within a test, so after its first look
 # (`poller_looked_once`) every request the upstream sees for that number is the user's own.
 QUIET_POLL_SECONDS = 3600.0
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    *,
-    timeout: float = 5.0,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> None:
-    """Poll a condition until it holds, failing after `timeout` (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not hold within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 async def poller_looked_once(app: App, activation_id: int) -> None:

@@ -15,7 +15,7 @@ from bot.app import App
 from bot.emulator import BotAPIEmulator, FloodLimits
 from bot.sandbox import Sandbox
 from tests.conftest import BOT_TOKEN, make_settings, running_app
-from tests.e2e.helpers import wait_until
+from tests.fixtures.waiting import wait_until
 
 ADMIN = 900
 USERS = 500

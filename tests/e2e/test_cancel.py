@@ -18,8 +18,8 @@ from tests.e2e.helpers import (
     only_activation,
     open_services,
     start,
-    wait_until,
 )
+from tests.fixtures.waiting import wait_until
 
 
 async def test_cancel_too_early_shows_the_countdown_then_refunds_after_the_lock(

@@ -17,7 +17,8 @@ from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedGroup, EmulatedUse
 from bot.sandbox import Sandbox
 from storage.models import LedgerEntry
 from tests.conftest import make_settings, running_app
-from tests.e2e.helpers import assert_books_balanced, balance, no_traceback, start, wait_until
+from tests.e2e.helpers import assert_books_balanced, balance, no_traceback, start
+from tests.fixtures.waiting import wait_until
 
 GROUP_ID = -100500
 SIGNAL = "Signal — $0.60"

@@ -8,16 +8,8 @@ from bot.app import App
 from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
 from tests.conftest import running_app
-from tests.e2e.helpers import (
-    buy_from,
-    fund,
-    ledger,
-    no_traceback,
-    open_services,
-    start,
-    wait_until,
-    with_card,
-)
+from tests.e2e.helpers import buy_from, fund, ledger, no_traceback, open_services, start, with_card
+from tests.fixtures.waiting import wait_until
 
 
 async def test_start_shows_the_menu_and_registers_commands_in_both_languages(

@@ -32,9 +32,9 @@ from tests.e2e.helpers import (
     no_traceback,
     open_services,
     start,
-    wait_until,
     with_card,
 )
+from tests.fixtures.waiting import wait_until
 
 SIGNAL = "Signal — $0.60"
 SIGNAL_UNITS = 6_000

@@ -16,9 +16,9 @@ from tests.e2e.helpers import (
     no_traceback,
     open_services,
     start,
-    wait_until,
     with_card,
 )
+from tests.fixtures.waiting import wait_until
 
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # Names that are the same in every language: the services' own names.

@@ -25,8 +25,8 @@ from tests.e2e.helpers import (
     no_traceback,
     open_services,
     start,
-    wait_until,
 )
+from tests.fixtures.waiting import wait_until
 
 ADMIN = 900
 

@@ -28,9 +28,9 @@ from tests.e2e.helpers import (
     open_services,
     poller_looked_once,
     start,
-    wait_until,
     with_card,
 )
+from tests.fixtures.waiting import wait_until
 
 START = 100_000
 
