@@ -51,7 +51,8 @@ def main(argv: list[str]) -> int:
     elif command == "lint":
         ruff = subprocess.call([str(PY), "-m", "ruff", "check", "."], cwd=ROOT)
         mypy = subprocess.call([str(PY), "-m", "mypy", "."], cwd=ROOT)
-        return ruff or mypy
+        layers = subprocess.call([str(BIN / "lint-imports")], cwd=ROOT)
+        return ruff or mypy or layers
     else:
         # `auto`, `sandbox`, `demo`, `ledger-check`, ... are the bot's own subcommands.
         args = [str(PY), "-m", "bot", command, *rest]
