@@ -36,7 +36,7 @@ from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
 from bot.services.poller import Poller
 from bot.services.purchase_queue import PurchaseQueue
-from bot.telegram.buy_flow import membership
+from bot.telegram.buy_flow import BuyFlow, membership
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.telegram.i18n import LANGUAGES, I18n
 from bot.telegram.middlewares import InflightMiddleware, UserMiddleware
@@ -264,7 +264,15 @@ async def create_app(
         catalogue=catalogue,
         i18n=i18n,
         scheduler=scheduler,
-        buying=buying,
+        buy_flow=BuyFlow(
+            buying=buying,
+            bot=bot,
+            repo=repo,
+            catalogue=catalogue,
+            settings=settings,
+            queue=purchase_queue,
+            notifier=queue_notifier,
+        ),
         outbox=delivery.sender,
         notifier=delivery.notifier,
         purchase_queue=purchase_queue,

@@ -3,54 +3,34 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, Router
-from aiogram.types import CallbackQuery, Message
+from aiogram import Router
+from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.config import Settings
-from bot.services.buying import Buying
-from bot.services.catalogue import Catalogue
-from bot.services.purchase_queue import PurchaseQueue
-from bot.telegram.buy_flow import BuyView, handle_buy_tap
+from bot.telegram.buy_flow import BuyFlow
 from bot.telegram.callbacks import BuyCb
 from bot.telegram.i18n import Translator
-from bot.telegram.queue_notify import QueueNotifier
 from storage.models import User, Wallet
-from storage.repo import Repo
 
 
 async def buy(
     query: CallbackQuery,
     callback_data: BuyCb,
-    bot: Bot,
-    repo: Repo,
-    catalogue: Catalogue,
-    settings: Settings,
-    buying: Buying,
-    purchase_queue: PurchaseQueue,
-    queue_notifier: QueueNotifier,
+    buy_flow: BuyFlow,
     user: User,
     wallet: Wallet,
     t: Translator,
     callback_answer: CallbackAnswer,
 ) -> None:
-    message = query.message
-    if not isinstance(message, Message):
-        return
-    view = BuyView(
+    await buy_flow.tap(
         query,
-        message,
-        bot=bot,
-        repo=repo,
-        catalogue=catalogue,
-        settings=settings,
-        queue=purchase_queue,
-        notifier=queue_notifier,
+        callback_data,
         user=user,
+        wallet=wallet,
+        group=None,
         t=t,
         callback_answer=callback_answer,
     )
-    await handle_buy_tap(view, buying, callback_data, wallet=wallet, group=None)
 
 
 def build_router() -> Router:

@@ -105,6 +105,37 @@ async def _claim(repo: Repo, tx: Transaction, key: str | None, kind: str) -> boo
     return key is None or await repo.action_keys.claim(tx, key, kind)
 
 
+async def _move(
+    repo: Repo,
+    wallet_id: int,
+    signed: int,
+    *,
+    kind: str,
+    actor_id: int | None,
+    note: str | None,
+    key: str | None,
+    notice: NoticeHook | None,
+    tx: Transaction | None,
+) -> Movement:
+    """One entry on one wallet: a credit (`signed` > 0) or a debit (`signed` < 0, refused
+    with InsufficientFunds below zero)."""
+    amount = abs(signed)
+    async with _within(repo, tx) as t:
+        wallet = await _wallet(repo, t, wallet_id)
+        if not await _claim(repo, t, key, kind):
+            return Movement(kind, amount, wallet, None)
+        if wallet.balance + signed < 0:
+            raise InsufficientFunds(needed=amount, balance=wallet.balance)
+        entry = await repo.ledger.append(t, wallet_id, signed, kind, actor_id=actor_id, note=note)
+        if key is not None:
+            await repo.action_keys.attach(t, key, entry.id)
+        moved = Movement(kind, amount, await _wallet(repo, t, wallet_id), entry)
+        if notice is not None:
+            await notice(t, moved)
+    log.info("moved %+d units (%s) on wallet %d by %s", signed, kind, wallet_id, actor_id)
+    return moved
+
+
 async def credit(
     repo: Repo,
     wallet_id: int,
@@ -118,19 +149,17 @@ async def credit(
     tx: Transaction | None = None,
 ) -> Movement:
     """Add money to a wallet (an admin top-up, a positive adjustment, play money)."""
-    amount = check_amount(amount)
-    async with _within(repo, tx) as t:
-        wallet = await _wallet(repo, t, wallet_id)
-        if not await _claim(repo, t, key, kind):
-            return Movement(kind, amount, wallet, None)
-        entry = await repo.ledger.append(t, wallet_id, amount, kind, actor_id=actor_id, note=note)
-        if key is not None:
-            await repo.action_keys.attach(t, key, entry.id)
-        moved = Movement(kind, amount, await _wallet(repo, t, wallet_id), entry)
-        if notice is not None:
-            await notice(t, moved)
-    log.info("credited %d units (%s) to wallet %d by %s", amount, kind, wallet_id, actor_id)
-    return moved
+    return await _move(
+        repo,
+        wallet_id,
+        check_amount(amount),
+        kind=kind,
+        actor_id=actor_id,
+        note=note,
+        key=key,
+        notice=notice,
+        tx=tx,
+    )
 
 
 async def debit(
@@ -146,21 +175,17 @@ async def debit(
     tx: Transaction | None = None,
 ) -> Movement:
     """Take money out (an admin correction). Below zero → InsufficientFunds, nothing moved."""
-    amount = check_amount(amount)
-    async with _within(repo, tx) as t:
-        wallet = await _wallet(repo, t, wallet_id)
-        if not await _claim(repo, t, key, kind):
-            return Movement(kind, amount, wallet, None)
-        if wallet.balance < amount:
-            raise InsufficientFunds(needed=amount, balance=wallet.balance)
-        entry = await repo.ledger.append(t, wallet_id, -amount, kind, actor_id=actor_id, note=note)
-        if key is not None:
-            await repo.action_keys.attach(t, key, entry.id)
-        moved = Movement(kind, amount, await _wallet(repo, t, wallet_id), entry)
-        if notice is not None:
-            await notice(t, moved)
-    log.info("debited %d units (%s) from wallet %d by %s", amount, kind, wallet_id, actor_id)
-    return moved
+    return await _move(
+        repo,
+        wallet_id,
+        -check_amount(amount),
+        kind=kind,
+        actor_id=actor_id,
+        note=note,
+        key=key,
+        notice=notice,
+        tx=tx,
+    )
 
 
 async def transfer(

@@ -1,7 +1,7 @@
 """The Telegram side of the one buy path: read a buy button's tap, hand it to the buy service
 (`bot.services.buying`), and show its outcome where the user looks.
 
-Private chats, groups and "Buy again" all come through `handle_buy_tap`; only the words differ
+Private chats, groups and "Buy again" all come through `BuyFlow.tap`; only the words differ
 where the group's wallet pays (the group's balance, the member's limit). Every outcome ends in
 an answer with a next step, and says whether anything was charged.
 """
@@ -9,6 +9,7 @@ an answer with a next step, and says whether anything was charged.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
@@ -280,30 +281,62 @@ class BuyView:
         await self.say(t("buy-failed"), retry)
 
 
-async def handle_buy_tap(
-    view: BuyView,
-    buying: Buying,
-    callback_data: BuyCb,
-    *,
-    wallet: Wallet,
-    group: Chat | None,
-) -> None:
-    """A buy button was pressed: buy through the one buy path and show what came of it.
-    `wallet` pays unless the button repeats a purchase another wallet paid; `group` is the
-    group the button was pressed in."""
-    tap = Tap(
-        user_id=view.user.id,
-        chat_id=view.chat_id,
-        wallet=wallet,
-        group=group,
-        country=callback_data.country,
-        ref=callback_data.ref,
-        pool=callback_data.pool or None,
-        price=callback_data.price,
-        nonce=callback_data.nonce,
-    )
+@dataclass(frozen=True, slots=True)
+class BuyFlow:
+    """The edge of the one buy path, built once by the composition root; the private and the
+    group routers' buy buttons both end in `tap`."""
 
-    async def show(outcome: BuyOutcome) -> None:
-        await view.render(outcome, callback_data.country)
+    buying: Buying
+    bot: Bot
+    repo: Repo
+    catalogue: Catalogue
+    settings: Settings
+    queue: PurchaseQueue
+    notifier: QueueNotifier
 
-    await buying.buy(tap, started=view.started, show=show)
+    async def tap(
+        self,
+        query: CallbackQuery,
+        callback_data: BuyCb,
+        *,
+        user: User,
+        wallet: Wallet,
+        group: Chat | None,
+        t: Translator,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        """A buy button was pressed: buy through the one buy path and show what came of it.
+        `wallet` pays unless the button repeats a purchase another wallet paid; `group` is
+        the group the button was pressed in."""
+        message = query.message
+        if not isinstance(message, Message):
+            return
+        view = BuyView(
+            query,
+            message,
+            bot=self.bot,
+            repo=self.repo,
+            catalogue=self.catalogue,
+            settings=self.settings,
+            queue=self.queue,
+            notifier=self.notifier,
+            user=user,
+            t=t,
+            callback_answer=callback_answer,
+        )
+        tap = Tap(
+            user_id=user.id,
+            chat_id=view.chat_id,
+            wallet=wallet,
+            group=group,
+            country=callback_data.country,
+            ref=callback_data.ref,
+            pool=callback_data.pool or None,
+            price=callback_data.price,
+            nonce=callback_data.nonce,
+        )
+
+        async def show(outcome: BuyOutcome) -> None:
+            await view.render(outcome, callback_data.country)
+
+        await self.buying.buy(tap, started=view.started, show=show)

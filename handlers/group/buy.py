@@ -6,23 +6,19 @@ The buy button goes through the one buy path (`bot.telegram.buy_flow`), like a p
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.config import Settings
 from bot.money import format_usd
 from bot.services import groups as group_service
-from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue, page_of
-from bot.services.purchase_queue import PurchaseQueue
-from bot.telegram.buy_flow import BuyView, handle_buy_tap
+from bot.telegram.buy_flow import BuyFlow
 from bot.telegram.callbacks import BuyCb, ServiceAction, ServiceCb, ServicesCb
 from bot.telegram.group_views import group_context
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import group_services_keyboard, pools_keyboard
-from bot.telegram.queue_notify import QueueNotifier
 from bot.telegram.replies import edit_or_send
 from storage.db import Database
 from storage.models import Chat, User, Wallet
@@ -105,37 +101,25 @@ async def open_service(
 async def buy(
     query: CallbackQuery,
     callback_data: BuyCb,
-    bot: Bot,
-    db: Database,
     repo: Repo,
-    catalogue: Catalogue,
-    settings: Settings,
-    buying: Buying,
-    purchase_queue: PurchaseQueue,
-    queue_notifier: QueueNotifier,
+    buy_flow: BuyFlow,
     user: User,
     t: Translator,
     callback_answer: CallbackAnswer,
 ) -> None:
-    message = query.message
-    if not isinstance(message, Message):
+    if not isinstance(query.message, Message):
         return
-    chat, wallet = await group_context(repo, message)
-    view = BuyView(
+    chat, wallet = await group_context(repo, query.message)
+    # The group's wallet pays, within the member's daily limit (the one buy path).
+    await buy_flow.tap(
         query,
-        message,
-        bot=bot,
-        repo=repo,
-        catalogue=catalogue,
-        settings=settings,
-        queue=purchase_queue,
-        notifier=queue_notifier,
+        callback_data,
         user=user,
+        wallet=wallet,
+        group=chat,
         t=t,
         callback_answer=callback_answer,
     )
-    # The group's wallet pays, within the member's daily limit (the one buy path).
-    await handle_buy_tap(view, buying, callback_data, wallet=wallet, group=chat)
 
 
 def build_router() -> Router:

@@ -40,12 +40,13 @@ async def _code_for_last_purchase(
     return await user.wait_for_edit(card, lambda m: "Buy again" in str(m.button_texts))
 
 
-async def test_buy_again_on_a_group_paid_card_pays_from_the_group_within_the_limit(
-    bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
-) -> None:
-    app = bot_app
+async def _group_number(
+    app: App, emulator: BotAPIEmulator, sandbox: Sandbox, *, limit: str | None = None
+) -> tuple[EmulatedUser, EmulatedGroup, ChatMessage]:
+    """Alice's group with $5 on its wallet; Dave (with $10 of his own, none of which may pay
+    for the group's numbers) bought a Signal number there, got its card privately and its
+    code. Returns Dave, the group and the finished card, which offers "Buy again"."""
     alice, _ = await start(emulator, app, 1001, name="Alice", funds=100_000)
-    # Dave has money of his own: none of it may pay for the group's numbers.
     dave, _ = await start(emulator, app, 1004, name="Dave", funds=100_000)
     group = emulator.group(GROUP_ID, "Team")
     group.add_member(alice, "creator")
@@ -53,17 +54,23 @@ async def test_buy_again_on_a_group_paid_card_pays_from_the_group_within_the_lim
     await group.add_bot(by=alice)
     await group.wait_for(lambda m: "own wallet" in m.text)
     await _in_group(alice, group, "/fund 5")
-    await _in_group(alice, group, "/limit 1.20")  # two Signal numbers a day
-
+    if limit is not None:
+        await _in_group(alice, group, f"/limit {limit}")
     services = await _in_group(dave, group, "/buy")
     await dave.press(services, SIGNAL)
     # Dave started the bot, so his card comes to the private chat.
     card = await dave.wait_for(lambda m: m.text.startswith("📱"))
     assert "group wallet" in card.text
-    finished = await _code_for_last_purchase(app, sandbox, dave, card)
-    again_label = next(
-        label for row in finished.button_texts for label in row if "Buy again" in label
-    )
+    return dave, group, await _code_for_last_purchase(app, sandbox, dave, card)
+
+
+async def test_buy_again_on_a_group_paid_card_pays_from_the_group_within_the_limit(
+    bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
+) -> None:
+    app = bot_app
+    # A limit of $1.20: two Signal numbers a day.
+    dave, _, finished = await _group_number(app, emulator, sandbox, limit="1.20")
+    again_label = _buy_again_label(finished)
     assert "group" in again_label
     assert await _group_balance(app) == 50_000 - 6_000
 
@@ -82,9 +89,7 @@ async def test_buy_again_on_a_group_paid_card_pays_from_the_group_within_the_lim
 
     # The limit holds for "Buy again" too: a third Signal today is refused, nothing charged.
     finished = await _code_for_last_purchase(app, sandbox, dave, second)
-    again_label = next(
-        label for row in finished.button_texts for label in row if "Buy again" in label
-    )
+    again_label = _buy_again_label(finished)
     before = dave.messages[-1].message_id
     await dave.press(finished, again_label)
     refused = await dave.wait_for(lambda m: "daily limit" in m.text, after=before)
@@ -100,21 +105,8 @@ async def test_buy_again_of_a_group_number_after_leaving_the_group_buys_nothing(
     bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
     app = bot_app
-    alice, _ = await start(emulator, app, 1001, name="Alice", funds=100_000)
-    dave, _ = await start(emulator, app, 1004, name="Dave", funds=100_000)
-    group = emulator.group(GROUP_ID, "Team")
-    group.add_member(alice, "creator")
-    group.add_member(dave, "member")
-    await group.add_bot(by=alice)
-    await group.wait_for(lambda m: "own wallet" in m.text)
-    await _in_group(alice, group, "/fund 5")
-    services = await _in_group(dave, group, "/buy")
-    await dave.press(services, SIGNAL)
-    card = await dave.wait_for(lambda m: m.text.startswith("📱"))
-    finished = await _code_for_last_purchase(app, sandbox, dave, card)
-    again_label = next(
-        label for row in finished.button_texts for label in row if "Buy again" in label
-    )
+    dave, group, finished = await _group_number(app, emulator, sandbox)
+    again_label = _buy_again_label(finished)
 
     group.add_member(dave, "left")
     before = dave.messages[-1].message_id
