@@ -16,7 +16,6 @@ from bot.daisysim import DaisySimClient
 from bot.telegram.callbacks import ActAction, ActCb
 from bot.telegram.card_actions import act_on_card
 from bot.telegram.i18n import Translator
-from storage.db import Database
 from storage.models import Activation, User
 from storage.repo import Repo
 
@@ -46,7 +45,6 @@ async def card_button(
     query: CallbackQuery,
     callback_data: ActCb,
     bot: Bot,
-    db: Database,
     repo: Repo,
     daisysim: DaisySimClient,
     user: User,
@@ -61,7 +59,6 @@ async def card_button(
         callback_data.action,
         activation,
         bot=bot,
-        db=db,
         repo=repo,
         daisysim=daisysim,
         user=user,

@@ -25,7 +25,6 @@ from bot.telegram.callbacks import ActAction
 from bot.telegram.cards import edit_card, send_card
 from bot.telegram.i18n import Translator
 from bot.telegram.texts import cancel_wait, format_countdown, render_code_message
-from storage.db import Database
 from storage.models import Activation, User
 from storage.repo import Repo
 
@@ -63,7 +62,6 @@ async def act_on_card(
     activation: Activation,
     *,
     bot: Bot,
-    db: Database,
     repo: Repo,
     daisysim: DaisySimClient,
     user: User,
@@ -80,7 +78,7 @@ async def act_on_card(
             # A fresh copy at the bottom of the chat; it becomes the card the poller edits.
             await send_card(bot, repo, query.message.chat.id, activation, t)
     elif action == ActAction.REFRESH:
-        await _refresh(query, activation, bot, db, repo, daisysim, t, callback_answer)
+        await _refresh(query, activation, bot, repo, daisysim, t, callback_answer)
     else:
         await _cancel(
             query,
@@ -100,7 +98,6 @@ async def _refresh(
     query: CallbackQuery,
     activation: Activation,
     bot: Bot,
-    db: Database,
     repo: Repo,
     daisysim: DaisySimClient,
     t: Translator,

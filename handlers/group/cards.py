@@ -14,7 +14,6 @@ from bot.telegram.callbacks import ActCb
 from bot.telegram.card_actions import act_on_card
 from bot.telegram.filters import is_group_admin
 from bot.telegram.i18n import Translator
-from storage.db import Database
 from storage.models import Activation, User
 from storage.repo import Repo
 
@@ -34,7 +33,6 @@ async def card_button(
     query: CallbackQuery,
     callback_data: ActCb,
     bot: Bot,
-    db: Database,
     repo: Repo,
     daisysim: DaisySimClient,
     user: User,
@@ -63,7 +61,6 @@ async def card_button(
         callback_data.action,
         activation,
         bot=bot,
-        db=db,
         repo=repo,
         daisysim=daisysim,
         user=user,
