@@ -13,6 +13,7 @@ from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.daisysim import DaisySimClient
+from bot.services.notify import Notifier
 from bot.telegram.callbacks import ActAction, ActCb
 from bot.telegram.card_actions import act_on_card
 from bot.telegram.i18n import Translator
@@ -47,6 +48,7 @@ async def card_button(
     bot: Bot,
     repo: Repo,
     daisysim: DaisySimClient,
+    notifier: Notifier,
     user: User,
     t: Translator,
     callback_answer: CallbackAnswer,
@@ -61,6 +63,7 @@ async def card_button(
         bot=bot,
         repo=repo,
         daisysim=daisysim,
+        notifier=notifier,
         user=user,
         t=t,
         callback_answer=callback_answer,

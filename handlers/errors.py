@@ -4,6 +4,9 @@ Expected failures (the AppError family, the DaisySim errors) become a friendly l
 next step; anything else is logged with a short reference the user can quote, and the user is
 told their money is safe (the purchase service never loses a held amount: it is refunded or
 reconciled).
+
+A tap that could not be answered (too old, answered already) is no error to the user: the
+handler did its work, only the toast is lost, and what happened is on the card.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import secrets
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import ErrorEvent, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.daisysim import DaisySimError, RateLimited
@@ -72,6 +76,9 @@ def describe(exc: Exception, t: Translator) -> str | None:
 async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, repo: Repo) -> bool:
     update = event.update
     exc = event.exception
+    if isinstance(exc, TelegramAPIError) and isinstance(exc.method, AnswerCallbackQuery):
+        logger.info("update %d: the tap could not be answered: %s", update.update_id, exc)
+        return True
     tg_user = None
     chat_id: int | None = None
     if update.message is not None:

@@ -28,7 +28,8 @@ from bot.services.errors import (
     UpstreamBusy,
     UpstreamUnavailable,
 )
-from bot.services.settle import end_with_code
+from bot.services.notify import Notifier, RefundReason
+from bot.services.settle import deliver_code, end_with_code, refund_and_tell
 from storage.models import UNKNOWN, WAITING, Activation
 from storage.repo import Repo
 
@@ -45,19 +46,33 @@ async def _get(repo: Repo, activation_id: int) -> Activation:
     return activation
 
 
-async def complete(repo: Repo, activation_id: int, code: str) -> bool:
+async def complete(
+    repo: Repo, activation_id: int, code: str, *, notifier: Notifier | None = None
+) -> bool:
     """Store the code that arrived (from the poller, a check, or CODE_RECEIVED on cancel).
 
-    Only a `waiting` or `unknown` activation completes; returns whether anything changed, so
-    the caller notifies the user once.
+    Only a `waiting` or `unknown` activation completes; returns whether anything changed.
+    Only then is the code announced, through `notifier` in the same transaction, so a code is
+    announced once, by whoever stored it, and never lost to a crash after storing it
+    (without a notifier nobody is told: the money rules' own tests).
     """
     async with repo.db.transaction() as tx:
         activation = await repo.activations.get(activation_id, tx=tx)
         if activation is None:
             raise ActivationNotFound(activation_id)
-        return await end_with_code(
-            repo, tx, activation, code=code, from_states=(WAITING, UNKNOWN), now=time.time()
+        from_states = (WAITING, UNKNOWN)
+        now = time.time()
+        if notifier is None:
+            return await end_with_code(
+                repo, tx, activation, code=code, from_states=from_states, now=now
+            )
+        done = await deliver_code(
+            repo, tx, notifier, activation, code=code, from_states=from_states, now=now
         )
+    if done is None:
+        return False
+    notifier.wake()
+    return True
 
 
 async def resolve_gone(
@@ -66,23 +81,24 @@ async def resolve_gone(
     *,
     state: Literal["cancelled", "expired"] = "expired",
     reason: str = "NOT_FOUND",
+    notifier: Notifier | None = None,
 ) -> bool:
     """The upstream says the number is Not Found / Invalid: it will never get a code, so the
-    user is refunded (unless a code already arrived). Returns whether it refunded."""
-    async with repo.db.transaction() as tx:
-        activation = await repo.activations.get(activation_id, tx=tx)
-        if activation is None:
-            raise ActivationNotFound(activation_id)
-        return await money.refund_activation(
-            repo,
-            tx,
-            activation,
-            state=state,
-            from_states=(WAITING,),
-            now=time.time(),
-            error_code=reason,
-            note=f"gone upstream: {reason}",
-        )
+    user is refunded (unless a code already arrived). Returns whether it refunded.
+
+    A number that vanished by itself ("expired") gets the refund notice; one the user was
+    cancelling ("cancelled") is answered on the spot. Either way the card is redrawn.
+    """
+    activation = await _get(repo, activation_id)
+    return await _refund(
+        repo,
+        activation,
+        state,
+        notifier,
+        notice="gone" if state == "expired" else None,
+        error_code=reason,
+        note=f"gone upstream: {reason}",
+    )
 
 
 async def cancel(
@@ -92,6 +108,7 @@ async def cancel(
     *,
     actor_id: int,
     actor_is_admin: bool = False,
+    notifier: Notifier | None = None,
 ) -> Activation:
     """The user's "Cancel and refund". Ownership is checked against the stored buyer.
 
@@ -110,21 +127,34 @@ async def cancel(
     except TooEarly as exc:
         raise CancelTooEarly(exc.seconds_left) from exc
     except CodeReceived as exc:
-        await _code_on_cancel(repo, activation, exc)
+        await _code_on_cancel(repo, activation, exc, notifier)
         return await _get(repo, activation_id)
     except NotFound:
-        await resolve_gone(repo, activation_id, state="cancelled")
+        await resolve_gone(repo, activation_id, state="cancelled", notifier=notifier)
         return await _get(repo, activation_id)
     except RateLimited as exc:
         raise UpstreamBusy(exc.retry_after) from exc
     except DaisySimError as exc:
         log.warning("activation %d: cancel failed upstream: %s", activation_id, exc)
         raise UpstreamUnavailable(str(exc)) from exc
-    await _refund_cancelled(repo, activation, "cancelled", actor_id, result.refund_units)
+    await _refund_cancelled(
+        repo,
+        activation,
+        "cancelled",
+        notifier,
+        actor_id=actor_id,
+        upstream_refund=result.refund_units,
+    )
     return await _get(repo, activation_id)
 
 
-async def expire(repo: Repo, client: DaisySimClient, activation_id: int) -> float | None:
+async def expire(
+    repo: Repo,
+    client: DaisySimClient,
+    activation_id: int,
+    *,
+    notifier: Notifier | None = None,
+) -> float | None:
     """The automatic cancel when no code came in time: like `cancel`, ending `expired`.
 
     Returns None once the activation is settled (or was already), or the number of seconds
@@ -138,46 +168,53 @@ async def expire(repo: Repo, client: DaisySimClient, activation_id: int) -> floa
     except TooEarly as exc:
         return float(exc.seconds_left)
     except CodeReceived as exc:
-        await _code_on_cancel(repo, activation, exc)
+        await _code_on_cancel(repo, activation, exc, notifier)
         return None
     except NotFound:
-        await resolve_gone(repo, activation_id, state="expired")
+        await resolve_gone(repo, activation_id, state="expired", notifier=notifier)
         return None
     except RateLimited as exc:
         return exc.retry_after
     except DaisySimError as exc:
         log.warning("activation %d: expiry cancel failed upstream: %s", activation_id, exc)
         return EXPIRE_RETRY_SECONDS
-    await _refund_cancelled(repo, activation, "expired", None, result.refund_units)
+    await _refund_cancelled(
+        repo, activation, "expired", notifier, actor_id=None, upstream_refund=result.refund_units
+    )
     return None
 
 
-async def _code_on_cancel(repo: Repo, activation: Activation, exc: CodeReceived) -> None:
+async def _code_on_cancel(
+    repo: Repo, activation: Activation, exc: CodeReceived, notifier: Notifier | None
+) -> None:
     code = exc.sms_code
     if code is None:
         # CODE_RECEIVED without the code in `data`: the poller's next check will bring it.
         log.warning("activation %d: CODE_RECEIVED without a code", activation.id)
         return
-    await complete(repo, activation.id, code)
+    # The poller (or a Refresh) may have stored and announced it meanwhile: then this
+    # changes nothing and says nothing.
+    await complete(repo, activation.id, code, notifier=notifier)
 
 
 async def _refund_cancelled(
     repo: Repo,
     activation: Activation,
     state: Literal["cancelled", "expired"],
+    notifier: Notifier | None,
+    *,
     actor_id: int | None,
     upstream_refund: int,
 ) -> None:
-    async with repo.db.transaction() as tx:
-        refunded = await money.refund_activation(
-            repo,
-            tx,
-            activation,
-            state=state,
-            from_states=(WAITING,),
-            now=time.time(),
-            actor_id=actor_id,
-        )
+    # The user who cancelled is answered on the spot; an automatic expiry gets the notice.
+    refunded = await _refund(
+        repo,
+        activation,
+        state,
+        notifier,
+        notice="expired" if state == "expired" else None,
+        actor_id=actor_id,
+    )
     charged = activation.upstream_amount
     if refunded and charged is not None and upstream_refund != charged:
         log.warning(
@@ -186,3 +223,50 @@ async def _refund_cancelled(
             upstream_refund,
             charged,
         )
+
+
+async def _refund(
+    repo: Repo,
+    activation: Activation,
+    state: Literal["cancelled", "expired"],
+    notifier: Notifier | None,
+    *,
+    notice: RefundReason | None,
+    error_code: str | None = None,
+    actor_id: int | None = None,
+    note: str | None = None,
+) -> bool:
+    """Refund a waiting activation once; with a notifier, what the user is told commits
+    with the refund."""
+    now = time.time()
+    async with repo.db.transaction() as tx:
+        if notifier is None:
+            return await money.refund_activation(
+                repo,
+                tx,
+                activation,
+                state=state,
+                from_states=(WAITING,),
+                now=now,
+                error_code=error_code,
+                actor_id=actor_id,
+                note=note,
+            )
+        done = await refund_and_tell(
+            repo,
+            tx,
+            notifier,
+            activation,
+            state=state,
+            notice=notice,
+            waited=now - (activation.purchased_at or activation.created_at),
+            from_states=(WAITING,),
+            now=now,
+            error_code=error_code,
+            actor_id=actor_id,
+            note=note,
+        )
+    if done is None:
+        return False
+    notifier.wake()
+    return True

@@ -49,12 +49,11 @@ from bot.daisysim import (
     RateLimited,
     TooEarly,
 )
-from bot.services import money
 from bot.services.notify import CardCountdown, Notifier
 from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
 from bot.services.rates import SlidingWindow
 from bot.services.reconcile import reconcile_unknown
-from bot.services.settle import end_with_code
+from bot.services.settle import deliver_code, refund_and_tell
 from storage.db import Transaction
 from storage.models import UNKNOWN, WAITING, Activation
 from storage.repo import Repo
@@ -589,11 +588,13 @@ class Poller:
         if activation is None:
             return False
         now = self.wall()
+        done: Activation | None
         if settlement.kind == "code":
             assert settlement.code is not None
-            changed = await end_with_code(
+            done = await deliver_code(
                 self.repo,
                 tx,
+                self.notifier,
                 activation,
                 code=settlement.code,
                 from_states=(WAITING, UNKNOWN),
@@ -606,26 +607,21 @@ class Poller:
                 note = f"gone upstream: {reason}"
             else:
                 error_code, note = None, "auto-cancel: no code in time"
-            changed = await money.refund_activation(
+            done = await refund_and_tell(
                 self.repo,
                 tx,
+                self.notifier,
                 activation,
                 state="expired",
+                notice=settlement.kind,
+                waited=self.timing.auto_cancel_after,
                 from_states=(WAITING,),
                 now=now,
                 error_code=error_code,
                 note=note,
             )
-        if not changed:
+        if done is None:
             return False
-        done = await self._get(tx, settlement.activation_id)
-        if settlement.kind == "code":
-            await self.notifier.code_arrived(tx, done)
-        else:
-            await self.notifier.refunded(
-                tx, done, settlement.kind, waited=self.timing.auto_cancel_after
-            )
-        await self.notifier.card_changed(tx, done)
         refund = settlement.upstream_refund
         if (
             refund is not None
@@ -646,12 +642,6 @@ class Poller:
         if activation.state == "completed":
             await self.notifier.code_arrived(tx, activation)
         await self.notifier.card_changed(tx, activation)
-
-    async def _get(self, tx: Transaction, activation_id: int) -> Activation:
-        activation = await self.repo.activations.get(activation_id, tx=tx)
-        if activation is None:
-            raise LookupError(f"activation {activation_id} vanished")
-        return activation
 
     # --- the countdown on waiting cards ---------------------------------------------------
 

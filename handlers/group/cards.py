@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.daisysim import DaisySimClient
+from bot.services.notify import Notifier
 from bot.telegram.callbacks import ActCb
 from bot.telegram.card_actions import act_on_card
 from bot.telegram.filters import is_group_admin
@@ -35,6 +36,7 @@ async def card_button(
     bot: Bot,
     repo: Repo,
     daisysim: DaisySimClient,
+    notifier: Notifier,
     user: User,
     t: Translator,
     callback_answer: CallbackAnswer,
@@ -63,6 +65,7 @@ async def card_button(
         bot=bot,
         repo=repo,
         daisysim=daisysim,
+        notifier=notifier,
         user=user,
         t=t,
         callback_answer=callback_answer,

@@ -8,7 +8,16 @@ from bot.app import App
 from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
 from tests.conftest import running_app
-from tests.e2e.helpers import buy_from, fund, ledger, no_traceback, open_services, start, with_card
+from tests.e2e.helpers import (
+    buy_from,
+    fund,
+    is_code_message,
+    ledger,
+    no_traceback,
+    open_services,
+    start,
+    with_card,
+)
 from tests.fixtures.waiting import wait_until
 
 
@@ -68,6 +77,8 @@ async def test_my_numbers_lists_active_first_and_filters_by_status(
     assert done.upstream_id is not None
     code = await sandbox.control.deliver_code(done.upstream_id)
     await alice.press(first, "Refresh")
+    # The code comes through the outbox, a moment after the tap is answered.
+    await alice.wait_for(is_code_message, after=first)
     sent = await alice.send("/buy")
     services = await alice.wait_for(after=sent)
     second = await buy_from(alice, services, "Telegram — $1.40")

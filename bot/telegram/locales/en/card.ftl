@@ -36,6 +36,7 @@ card-code-arrived = The code has arrived!
 card-cancel-wait = You can cancel in { $time }.
 card-cancelled = Cancelled: { $price } is back on your balance.
 card-cancel-code = Too late to cancel: the code has already arrived.
+card-cancelling = Cancelling…
 card-finished = This number is finished.
 card-not-yours = This button is not yours.
 card-not-found = This number is no longer available.

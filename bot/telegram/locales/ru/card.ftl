@@ -36,6 +36,7 @@ card-code-arrived = Код пришёл!
 card-cancel-wait = Отменить можно через { $time }.
 card-cancelled = Отменено: { $price } вернулось на баланс.
 card-cancel-code = Отменить уже нельзя: код пришёл.
+card-cancelling = Отменяем…
 card-finished = С этим номером всё завершено.
 card-not-yours = Эта кнопка не для вас.
 card-not-found = Этот номер больше недоступен.
