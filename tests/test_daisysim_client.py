@@ -791,3 +791,31 @@ async def test_a_connection_never_made_gives_its_rate_slot_back() -> None:
         await asyncio.wait_for(client.purchase("USA", "WhatsApp"), 5)
         assert client.limiter.purchase.remaining() == 0
     assert len(upstream.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(httpx.ReadTimeout("slow"), id="read-timeout"),
+        pytest.param(httpx.RemoteProtocolError("dropped"), id="dropped"),
+        pytest.param(reply(504, "<html>gateway timeout</html>"), id="gateway-page"),
+    ],
+)
+async def test_a_purchase_of_unknown_outcome_holds_its_slot_a_timeout_longer(
+    failure: Exception | httpx.Response,
+) -> None:
+    # The server may still count it after we stopped waiting: one more timeout, then a window.
+    window, timeout = 60.0, 15.0
+    limits = RateLimits(purchase=(1, window))
+    async with client_for(Upstream(failure), limits=limits, timeout=timeout) as client:
+        with pytest.raises(PurchaseOutcomeUnknown):
+            await client.purchase("USA", "WhatsApp")
+        assert client.limiter.purchase.next_free_in() == pytest.approx(window + timeout, abs=1)
+
+
+async def test_an_answered_error_holds_its_slot_one_window() -> None:
+    limits = RateLimits(purchase=(1, 60.0))
+    async with client_for(Upstream(error(400, "INSUFFICIENT_BALANCE")), limits=limits) as client:
+        with pytest.raises(APIError):
+            await client.purchase("USA", "WhatsApp")
+        assert client.limiter.purchase.next_free_in() == pytest.approx(60.0, abs=1)

@@ -1,4 +1,5 @@
-"""The client's rate limiter on its own: budgets, FIFO waiting, pauses and estimates."""
+"""The client's rate limiter: budgets, FIFO waiting, pauses and estimates on its own, and the
+slots of requests whose outcome is unknown against the real sandbox over loopback."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import time
 
 import pytest
 
-from bot.daisysim import EndpointLimiter, RateLimiter, RateLimits
+from bot.daisysim import (
+    DaisySimClient,
+    EndpointLimiter,
+    PurchaseOutcomeUnknown,
+    RateLimiter,
+    RateLimits,
+)
+from bot.sandbox import Sandbox
 
 
 class FakeClock:
@@ -171,8 +179,68 @@ def test_release_without_acquire_is_a_bug() -> None:
 async def test_an_uncounted_release_frees_the_slot_at_once() -> None:
     limiter = EndpointLimiter("purchase", 1, 60.0, clock=FakeClock())
     await limiter.acquire()
-    limiter.release(counted=False)
+    limiter.release("never_sent")
     assert limiter.remaining() == 1
     await asyncio.wait_for(limiter.acquire(), 1)
     limiter.release()
     assert limiter.remaining() == 0
+
+
+async def test_an_unknown_outcome_holds_its_slot_late_count_longer() -> None:
+    clock = FakeClock()
+    limiter = EndpointLimiter("purchase", 2, 60.0, late_count=15.0, clock=clock)
+    await limiter.acquire()
+    limiter.release("unknown")  # the server may count it up to 15 s from now: frees at 1075
+    await limiter.acquire()
+    clock.now += 1
+    limiter.release()  # answered: frees at 1061, before the unknown one
+    assert limiter.next_free_in() == pytest.approx(60.0)
+    clock.now += 60
+    assert limiter.remaining() == 1
+    assert limiter.next_free_in() == 0.0
+    await limiter.acquire()
+    assert limiter.next_free_in() == pytest.approx(14.0)
+    clock.now += 14
+    assert limiter.remaining() == 1
+
+
+async def test_a_block_that_raises_leaves_its_slot_unknown() -> None:
+    clock = FakeClock()
+    limiter = EndpointLimiter("cancel", 1, 10.0, late_count=5.0, clock=clock)
+    with pytest.raises(TimeoutError):
+        async with limiter.slot():
+            raise TimeoutError
+    assert limiter.next_free_in() == pytest.approx(15.0)
+
+
+def test_late_count_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="late_count"):
+        EndpointLimiter("check", 1, 1.0, late_count=-1.0)
+
+
+async def test_a_purchase_counted_after_our_timeout_draws_no_429_from_the_next_burst() -> None:
+    """The upstream applies (and counts) a purchase a little after the client gave up on it;
+    a burst right after must still fit the upstream's window, not collect a real 429."""
+    limit, window, timeout = 3, 1.0, 0.5
+    async with Sandbox(rate_limits={"purchase": (limit, window)}) as sb:
+        client = DaisySimClient(
+            sb.base_url,
+            "test-key",
+            timeout=timeout,
+            limits=RateLimits(purchase=(limit, window)),
+            max_retries=0,
+        )
+        async with client:
+            await sb.control.add_fault("purchase", "delay_before", delay=timeout + 0.2)
+            with pytest.raises(PurchaseOutcomeUnknown):
+                await client.purchase("USA", "WhatsApp")
+            # Twice the budget: the second half goes out while the late one is still counted.
+            burst = await asyncio.gather(
+                *(client.purchase("USA", "WhatsApp") for _ in range(2 * limit)),
+                return_exceptions=True,
+            )
+        assert [r for r in burst if isinstance(r, BaseException)] == []
+        stats = await sb.control.stats()
+    # The sandbox counts the late request when its delay ends (and then finds the client
+    # gone); a limiter that freed its slot a window after our timeout drew a real 429 here.
+    assert stats.rate_limited_total == 0

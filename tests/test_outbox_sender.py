@@ -3,14 +3,16 @@ temporary SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiogram import Bot
+from aiogram.methods import TelegramMethod
 
 from bot.emulator import BotAPIEmulator, EmulatedUser, FloodLimits
 from bot.telegram.limits import TelegramLimits
@@ -26,6 +28,7 @@ from storage.repo import Repo
 from tests.fixtures.waiting import wait_until
 
 TOKEN = "4242:OUTBOX-test"
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -266,6 +269,60 @@ async def test_a_message_left_sending_by_a_crash_is_sent_again_at_start(
             assert await restarted.wait_idle(timeout=5)
         assert texts(emu, user.id) == ["code 42"]
         assert "may have been sent before the restart" in caplog.text
+
+
+class HangingBot(Bot):
+    """Requests to the chats in `hang` never come back (until cancelled), like a Telegram
+    that accepted nothing yet; the others go to the emulator."""
+
+    def __init__(self, emu: BotAPIEmulator, hang: set[int]) -> None:
+        super().__init__(token=TOKEN, session=emu.aiogram_session())
+        self.hang = hang
+
+    async def __call__(self, method: TelegramMethod[T], request_timeout: int | None = None) -> T:
+        if getattr(method, "chat_id", None) in self.hang:
+            await asyncio.Event().wait()
+        return await super().__call__(method, request_timeout=request_timeout)
+
+
+async def test_a_stop_or_kill_right_after_a_send_leaves_only_the_messages_in_flight_unmarked(
+    db: Database,
+) -> None:
+    # A frozen clock: no timer ever comes due, so whatever is marked was marked because the
+    # send came back. The database as it is committed is exactly what a kill would leave.
+    async with emulator() as emu:
+        users = await started_users(emu, db, range(30, 34))
+        answered, hung = [u.id for u in users[:2]], {u.id for u in users[2:]}
+        repo = Repo(db)
+        for user in users:
+            await enqueue(repo, user.id, "code", message_payload(f"code for {user.id}"))
+        bot = HangingBot(emu, hung)
+        sender = OutboxSender(repo=repo, bot=bot, clock=lambda: 1000.0)
+        try:
+            await sender.start()
+            sender.wake()
+            await wait_until(
+                lambda: all(texts(emu, chat) for chat in answered), what="two codes sent"
+            )
+
+            async def marked() -> list[int] | None:
+                rows = await db.fetch_all("SELECT chat_id FROM outbox WHERE state = 'sent'")
+                return sorted(int(r[0]) for r in rows) if len(rows) >= len(answered) else None
+
+            assert await wait_until(marked, what="the sent codes marked") == answered
+            in_flight = await db.fetch_all(
+                "SELECT chat_id FROM outbox WHERE state = 'pending' AND sending_since IS NOT NULL"
+            )
+            assert {int(r[0]) for r in in_flight} == hung
+            # A stop that has to give up on the hung requests leaves just those unmarked.
+            await sender.stop(timeout=0.05)
+        finally:
+            await bot.session.close()
+        async with bot_for(emu) as fine, running_sender(db, fine) as restarted:
+            assert restarted.stats.recovered == len(hung)
+            assert await restarted.wait_idle(timeout=5)
+        for user in users:
+            assert texts(emu, user.id) == [f"code for {user.id}"]
 
 
 def unused_port() -> int:

@@ -14,7 +14,9 @@ Retry policy, per endpoint:
   /history, because a blind retry after a timeout can buy two numbers.
 
 429s are not retried here: the endpoint group is paused for the seconds the server named and
-RateLimited goes to the caller.
+RateLimited goes to the caller. A rate-limited request whose outcome is unknown keeps its slot
+for one more client timeout before its window starts: the server may still count it after we
+stopped waiting (bot/daisysim/limiter.py).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from bot.daisysim.errors import (
     TransportError,
     error_from_envelope,
 )
-from bot.daisysim.limiter import Group, RateLimiter, RateLimits
+from bot.daisysim.limiter import Group, Outcome, RateLimiter, RateLimits
 from bot.daisysim.models import (
     App,
     Balance,
@@ -149,7 +151,10 @@ class DaisySimClient:
         limits: RateLimits | None = None,
         max_retries: int = 3,
         retry_base_delay: float = 0.25,
+        late_count: float | None = None,
     ) -> None:
+        """`late_count`: how long after our `timeout` the server may still count a request we
+        gave up on (default: one more `timeout`)."""
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
@@ -157,7 +162,9 @@ class DaisySimClient:
             raise ValueError("api_key must not be empty")
         self.base_url = base_url.rstrip("/")
         self.limits = limits or RateLimits()
-        self.limiter = RateLimiter(self.limits)
+        self.limiter = RateLimiter(
+            self.limits, late_count=timeout if late_count is None else late_count
+        )
         self.max_retries = max_retries
         self.retry_base_delay = retry_base_delay
         self._random = random.Random()
@@ -408,14 +415,19 @@ class DaisySimClient:
     ) -> httpx.Response:
         limiter = self.limiter[group]
         await limiter.acquire()
-        counted = True
+        # Anything but an answer or a connection never made (a timeout, a dropped connection,
+        # a cancelled task, a gateway's page) leaves the server free to count it later.
+        outcome: Outcome = "unknown"
         try:
-            return await self._send(method, path, json_body, params)
+            response = await self._send(method, path, json_body, params)
+            if not _from_a_gateway(response):
+                outcome = "answered"
+            return response
         except _NEVER_SENT:
-            counted = False
+            outcome = "never_sent"
             raise
         finally:
-            limiter.release(counted=counted)
+            limiter.release(outcome)
 
     async def _send(
         self, method: str, path: str, json_body: Any, params: dict[str, str | int] | None
@@ -440,6 +452,18 @@ class DaisySimClient:
             time.monotonic() - started,
         )
         return response
+
+
+def _from_a_gateway(response: httpx.Response) -> bool:
+    """A proxy's 502/504 page: it gave up waiting for the server, which may still be working
+    on the request. The API itself answers its errors in a JSON envelope."""
+    if response.status_code not in (502, 504):
+        return False
+    try:
+        _decode(response)
+    except MalformedResponse:
+        return True
+    return False
 
 
 def _outcome_unknown(cause: BaseException) -> PurchaseOutcomeUnknown:

@@ -4,15 +4,23 @@ Each endpoint group is a sliding-window log. A slot is taken when a request star
 taken until `window` seconds after its response came back (not after it left): the server
 counts the request somewhere between those two instants, so measuring from the later one
 means network latency or clock skew can never fit one request too many into a server window.
+
+A request whose outcome is unknown (it timed out, its connection dropped, its task was
+cancelled) has no such upper instant: the server may still be working on it and count it
+after we stopped waiting, as a purchase answered 16 s after our 15 s timeout did. Its slot
+stays taken for `late_count` more seconds, the longest the server is assumed to go on with a
+request we gave up on, and only then for the window. Should the server be slower still, its
+429 pauses the group for the seconds it names.
+
 Callers beyond the budget wait in a first-come queue instead of collecting 429s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
@@ -22,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 Group = Literal["purchase", "check", "cancel"]
 GROUPS: tuple[Group, ...] = get_args(Group)
+
+# How a request ended, as far as the server's count goes: "answered" (a response came back, so
+# the server counted it before then), "unknown" (it may count it later) or "never_sent" (no
+# connection was ever made, so it cannot count it at all).
+Outcome = Literal["answered", "unknown", "never_sent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +72,10 @@ class RateLimits:
 class EndpointLimiter:
     """At most `limit` requests per `window` seconds, with fair FIFO waiting.
 
-    `clock` exists so tests can check the bookkeeping (remaining, estimates) without waiting;
-    acquire() sleeps on the event loop, so any clock that waits must run at real speed.
+    `late_count` is how long after we stop waiting for a request the server may still count
+    it (see the module docstring). `clock` exists so tests can check the bookkeeping
+    (remaining, estimates) without waiting; acquire() sleeps on the event loop, so any clock
+    that waits must run at real speed.
     """
 
     def __init__(
@@ -69,17 +84,22 @@ class EndpointLimiter:
         limit: int,
         window: float,
         *,
+        late_count: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("need at least 1 request in a positive window")
+        if late_count < 0:
+            raise ValueError("late_count must not be negative")
         self.name = name
         self.limit = limit
         self.window = window
+        self.late_count = late_count
         self._clock = clock
         self._in_flight = 0
-        # When each finished request's slot frees up; appended in release order, so sorted.
-        self._expiries: deque[float] = deque()
+        # When each finished request's slot frees up, kept sorted: an unknown outcome's slot
+        # can free after a later answered one's.
+        self._expiries: list[float] = []
         self._paused_until = 0.0
         self._waiting = 0
         # asyncio.Lock hands itself to waiters in arrival order and lets no newcomer barge
@@ -94,8 +114,9 @@ class EndpointLimiter:
         )
 
     def _expire(self, now: float) -> None:
-        while self._expiries and self._expiries[0] <= now:
-            self._expiries.popleft()
+        gone = bisect.bisect_right(self._expiries, now)
+        if gone:
+            del self._expiries[:gone]
 
     def _used(self, now: float) -> int:
         self._expire(now)
@@ -175,37 +196,49 @@ class EndpointLimiter:
         finally:
             self._waiting -= 1
 
-    def release(self, *, counted: bool = True) -> None:
-        """The response came back (or the attempt ended): the slot frees `window` from now.
-
-        `counted=False` gives the slot back at once; only for a request that provably never
-        reached the server (no connection was ever made), which the server cannot have counted.
+    def release(self, outcome: Outcome = "answered") -> None:
+        """The attempt ended. "answered": the slot frees `window` from now; "unknown": the
+        server may still count it, so `late_count` + `window` from now; "never_sent": at once,
+        only for a request that provably never reached the server (no connection was made).
         """
         if self._in_flight <= 0:
             raise RuntimeError(f"{self.name}: release() without acquire()")
+        if outcome not in ("answered", "unknown", "never_sent"):
+            raise ValueError(f"unknown outcome {outcome!r}")
         self._in_flight -= 1
-        if counted:
-            self._expiries.append(self._clock() + self.window)
+        if outcome != "never_sent":
+            hold = self.window + (self.late_count if outcome == "unknown" else 0.0)
+            bisect.insort(self._expiries, self._clock() + hold)
         self._changed.set()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        """acquire() and release() around a block; a block that raises (or is cancelled) left
+        its request's outcome unknown, as far as this limiter can tell."""
         await self.acquire()
+        outcome: Outcome = "unknown"
         try:
             yield
+            outcome = "answered"
         finally:
-            self.release()
+            self.release(outcome)
 
 
 class RateLimiter:
     """One EndpointLimiter per endpoint group, shared by every caller of one client."""
 
     def __init__(
-        self, limits: RateLimits | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        limits: RateLimits | None = None,
+        *,
+        late_count: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits or RateLimits()
         self._groups: dict[Group, EndpointLimiter] = {
-            group: EndpointLimiter(group, *self.limits.for_group(group), clock=clock)
+            group: EndpointLimiter(
+                group, *self.limits.for_group(group), late_count=late_count, clock=clock
+            )
             for group in GROUPS
         }
 

@@ -13,9 +13,10 @@ twice — and `OutboxSender` delivers them within Telegram's flood limits (`tg_l
   dropped; a 400 (a message that can never be sent) is dropped with a log line.
 
 Delivery guarantee. A message is claimed (`sending_since` set, attempt counted, a lease on
-`next_attempt_at`) in one commit, handed to Telegram, then marked `sent` (marks are written
-together with the next claim, at most `mark_delay` later, so a busy sender commits once per
-round instead of once per message). A stop waits for the messages in flight and writes their
+`next_attempt_at`) in one commit, handed to Telegram, then marked `sent`: at once when nothing
+else is due (a quiet sender has no claim to wait for), and only while more messages wait, in
+the commit of the next claim, at most `mark_delay` later, so a busy sender commits once per
+round instead of once per message. A stop waits for the messages in flight and writes their
 marks, so a restart loses nothing and repeats nothing. Only a crash (or a stop that has to
 give up on a hung request) between a request and its mark leaves a message whose fate is
 unknown; at the next start-up those are sent again, with a warning: at-least-once, because a
@@ -232,8 +233,9 @@ class SenderConfig:
     # Rows read at a time: enough for a few seconds at Telegram's pace.
     batch_size: int = 120
     request_timeout: int = 20
-    # `sent` marks are written together (with the next claim, or after this long): one
-    # commit instead of one per message. A crash inside this window means a resend.
+    # While more messages are due, `sent` marks wait (at most this long) for the next claim
+    # to share its commit; with nothing else due they are written at once. A crash inside
+    # this window means a resend.
     mark_delay: float = 0.05
 
 
@@ -272,6 +274,8 @@ class OutboxSender:
         self._progress = asyncio.Event()
         self._marks: list[SentMark] = []
         self._marks_since = 0.0
+        # Marks taken out of `_marks` whose commit has not returned yet: not idle until then.
+        self._writing_marks = 0
 
     # --- the public side ------------------------------------------------------------------
 
@@ -356,7 +360,12 @@ class OutboxSender:
         until nothing is pending at all, retries included. False on timeout."""
         deadline = self.clock() + timeout
         while True:
-            quiet = not self._tasks and not self._transient and not self._marks
+            quiet = (
+                not self._tasks
+                and not self._transient
+                and not self._marks
+                and not self._writing_marks
+            )
             until = float("inf") if include_scheduled else self.wall()
             if quiet and await self._outbox.pending_due(until) == 0:
                 return True
@@ -378,7 +387,10 @@ class OutboxSender:
                 elif self._fresh:
                     await self._load_fresh()
                 wait = await self._dispatch()
-                if self._marks and self.clock() - self._marks_since >= self.config.mark_delay:
+                if self._marks and (
+                    not self._more_due()
+                    or self.clock() - self._marks_since >= self.config.mark_delay
+                ):
                     await self._flush_marks()
             except asyncio.CancelledError:
                 raise
@@ -399,6 +411,11 @@ class OutboxSender:
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout)
+
+    def _more_due(self) -> bool:
+        """Could a claim follow soon and carry the marks? Only if rows wait in hand or a look
+        at the table is owed; otherwise waiting for one only widens the crash window."""
+        return bool(self._buffer) or self._reload or self._fresh
 
     async def _due(self, *, after_id: int = 0) -> list[OutboxItem]:
         return await self._outbox.due(
@@ -436,11 +453,14 @@ class OutboxSender:
 
     async def _flush_marks(self) -> None:
         marks, self._marks = self._marks, []
+        self._writing_marks += len(marks)
         try:
             await self._outbox.claim([], self.wall(), lease=0.0, sent=marks)
         except BaseException:
             self._marks = marks + self._marks
             raise
+        finally:
+            self._writing_marks -= len(marks)
         self._progress.set()
 
     async def _dispatch(self) -> float | None:
@@ -493,6 +513,7 @@ class OutboxSender:
             for item, _ in picked:
                 self._busy_chats.add(item.chat_id)
             marks, self._marks = self._marks, []
+            self._writing_marks += len(marks)
             try:
                 claimed = await self._outbox.claim(
                     ids, self.wall(), lease=self.config.lease_seconds, sent=marks
@@ -502,6 +523,8 @@ class OutboxSender:
                 for item, _ in picked:
                     self._busy_chats.discard(item.chat_id)
                 raise
+            finally:
+                self._writing_marks -= len(marks)
             for item, _ in picked:
                 self._busy_chats.discard(item.chat_id)
                 if item.id in claimed:
