@@ -46,6 +46,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,17 @@ class BotProcess:
             self.process.kill()
             return await self.process.wait()
 
-    def tracebacks(self) -> int:
-        return self.log_path.read_text(errors="replace").count("Traceback")
+    def tracebacks(self) -> list[str]:
+        """The exception line of every traceback in the bot's log."""
+        found: list[str] = []
+        inside = False
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("Traceback"):
+                inside = True
+            elif inside and line and not line.startswith((" ", "\t")):
+                found.append(line[:200])
+                inside = False
+        return found
 
 
 class Chaos:
@@ -207,6 +217,8 @@ class Chaos:
         # A targeted kill waiting for its moment: the kind, set by the killer, taken by the
         # first user tap of that kind (or the purchase watcher), who then kills.
         self.pending_kill: str | None = None
+        self.stopped_at: datetime | None = None  # when the final stop began
+        self.tap_delay = 0.0  # how long after the tap a targeted kill lands
         self.kill_lock = asyncio.Lock()
         self.killed = asyncio.Event()
 
@@ -265,7 +277,7 @@ class Chaos:
             planned, self.pending_kill = self.pending_kill, None
             # The update has been queued; the bot fetches it at once. A few ms to a quarter
             # of a second later the handler is somewhere between its commit and its answer.
-            await asyncio.sleep(self.rng.uniform(0.0, 0.25))
+            await asyncio.sleep(self.tap_delay)
             await self.do_kill(planned, planned)
 
     async def killer(self, deadline: float) -> None:
@@ -279,14 +291,21 @@ class Chaos:
         moments = [
             start + span * 0.1 + slot * (i + self.rng.uniform(0.1, 0.9)) for i in range(count)
         ]
-        for kind, moment in zip(kinds, moments, strict=True):
+        # Drawn up front, so the same seed gives the same kills whatever the timing.
+        tap_delays = [self.rng.uniform(0.0, 0.25) for _ in range(count)]
+        downtimes = [self.rng.uniform(0.3, 1.5) for _ in range(count)]
+        held: list[FaultKind] = [
+            self.rng.choice(("delay_before", "delay_after")) for _ in range(count)
+        ]
+        for i, (kind, moment) in enumerate(zip(kinds, moments, strict=True)):
+            self.tap_delay = tap_delays[i]
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
             if not self.bot.running:
                 continue
             if kind == "random":
                 await self.do_kill(kind, kind)
             elif kind == "in_flight":
-                await self.kill_in_flight()
+                await self.kill_in_flight(held[i])
             else:
                 self.killed.clear()
                 self.pending_kill = kind
@@ -295,12 +314,11 @@ class Chaos:
                 if self.pending_kill == kind:  # no such tap came: kill anyway
                     self.pending_kill = None
                     await self.do_kill(kind, "random")
-            await self.restart()
+            await self.restart(downtimes[i])
 
-    async def kill_in_flight(self) -> None:
+    async def kill_in_flight(self, kind: FaultKind) -> None:
         """Hold the next purchase upstream (before or after it is applied) and kill the bot
         while its call is open."""
-        kind: FaultKind = self.rng.choice(("delay_before", "delay_after"))
         delay = IN_FLIGHT_SHARE_OF_GRACE * max(1.0, 120.0 / self.plan.scale)
         before = (await self.control.stats()).requests.get("purchase", 0)
         fault_id = await self.control.add_fault(
@@ -321,10 +339,10 @@ class Chaos:
             await asyncio.sleep(0.05)
         await self.do_kill("in_flight", "random")
 
-    async def restart(self) -> None:
+    async def restart(self, downtime: float) -> None:
         if self.bot.running:
             return
-        await asyncio.sleep(self.rng.uniform(0.3, 1.5))
+        await asyncio.sleep(downtime)
         await self.bot.start()
 
     # ------------------------------------------------------------------ users
@@ -481,9 +499,17 @@ async def settle(chaos: Chaos, db_path: Path) -> float:
             repo = Repo(db)
             unsettled = await repo.activations.count_by_state()
             outbox = await repo.outbox.count_by_state()
+            waiting = {a.upstream_id for a in await repo.activations.list_waiting()}
         finally:
             await db.close()
-        busy = sum(unsettled.get(s, 0) for s in UNSETTLED_STATES) + outbox.get("pending", 0)
+        # A code that came upstream in the last moments must reach the bot before it stops.
+        orders = (await chaos.control.account(KEY)).orders
+        unseen_codes = sum(1 for o in orders if o.code is not None and o.activation_id in waiting)
+        busy = (
+            sum(unsettled.get(s, 0) for s in UNSETTLED_STATES)
+            + outbox.get("pending", 0)
+            + unseen_codes
+        )
         quiet = quiet + 1 if busy == 0 else 0
         if quiet >= 2 and time.monotonic() - started >= grace:
             break
@@ -568,8 +594,16 @@ async def checks(
 
     delivered = Counter((m.chat_id, m.code) for m in chaos.code_messages)
     lost = []
+    late = 0
     for order in orders.values():
         if order.code is None:
+            continue
+        if (
+            chaos.stopped_at is not None
+            and order.completed_at is not None
+            and datetime.fromisoformat(order.completed_at) >= chaos.stopped_at
+        ):
+            late += 1  # came upstream while the bot was being stopped: nobody could see it
             continue
         linked = by_upstream.get(order.activation_id) or [
             a for a in [by_token.get(token_of(order.service) or "")] if a is not None
@@ -656,6 +690,7 @@ async def checks(
         "codes_upstream": sum(1 for o in orders.values() if o.code is not None),
         "code_messages": len(chaos.code_messages),
         "codes_lost": len(lost),
+        "codes_after_stop": late,
         "duplicates_after_kill": len(after_kill),
         "duplicates_without_crash": len(no_crash),
         "upstream_refunds_units": account.refunds_units,
@@ -702,6 +737,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                 await chaos.run(users)
                 settled_in = await settle(chaos, db_path)
             finally:
+                chaos.stopped_at = datetime.now(UTC)
                 exit_code = await bot.stop()
             found, figures = await checks(chaos, db_path, user_ids)
             figures.update(
@@ -743,7 +779,7 @@ def report(plan: Plan, found: list[Check], figures: dict[str, Any]) -> dict[str,
         ["activations", ", ".join(f"{k} {v}" for k, v in sorted(figures["activations"].items()))],
         ["code messages", figures["code_messages"]],
         ["duplicates after a kill", figures["duplicates_after_kill"]],
-        ["bot tracebacks in its log", figures["bot_tracebacks"]],
+        ["bot tracebacks in its log", len(figures["bot_tracebacks"])],
         ["settled in / elapsed (s)", f"{figures['settle_s']} / {figures['elapsed_s']}"],
     ]
     print(table(["figure", "value"], rows))
@@ -757,6 +793,8 @@ def report(plan: Plan, found: list[Check], figures: dict[str, Any]) -> dict[str,
     for c in found:
         for line in c.evidence if not c.passed else ():
             print(f"  {c.name}: {line}")
+    for line in figures["bot_tracebacks"]:
+        print(f"  bot traceback: {line}")
     payload = {
         "bench": "chaos",
         "plan": {
@@ -813,11 +851,16 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
     )
 
 
+def _not_a_killed_client(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], ConnectionResetError))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_plan(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # The sandbox's aiohttp server logs every request whose client was killed mid-way.
-    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    # The sandbox logs every request whose client (the bot) was killed mid-way; those are
+    # this harness's doing, any other failure still shows.
+    logging.getLogger("bot.sandbox.server").addFilter(_not_a_killed_client)
     outcome = asyncio.run(run(plan))
     payload = report(plan, outcome["checks"], outcome["figures"])
     return 0 if payload["all_passed"] else 1

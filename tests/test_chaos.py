@@ -16,7 +16,13 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
 
 @pytest.mark.skip(
-    reason="fails on today's main until issue 13's fixes land: see the report of bench/chaos.py"
+    reason=(
+        "issue 13: on today's main the chaos soak fails 'every delivered code reached its "
+        "user' (a code stored by Refresh/Cancel but never sent after a kill) and 'zero "
+        "upstream 429s but injected ones' (the limiter after a timed-out purchase); the "
+        "short preset only sometimes lands in those windows, so it stays off until the "
+        "fixes land"
+    )
 )
 def test_chaos_short_preset_loses_nothing() -> None:
     run = subprocess.run(
