@@ -292,6 +292,17 @@ class Poller:
             self.notifier.wake()
             self._next_sync = 0.0
         await cancel_owed(self.repo, self.client, reserve=CANCEL_RESERVE)
+        await self._redraw_confirming()
+
+    async def _redraw_confirming(self) -> None:
+        """A purchase being confirmed shows how long it has been going: its card is redrawn at
+        each reconcile run until it settles (a queued one has its own card, with its place)."""
+        for activation in await self.repo.activations.list_unsettled():
+            if (
+                activation.card_chat_id is not None
+                and self._dead_cards.get(activation.id) != activation.card_message_id
+            ):
+                self.countdown.redraw(activation, on_refused=self._refused(activation.id))
 
     async def _reconcile_job(self) -> None:
         if not self._started:

@@ -77,3 +77,35 @@ async def test_a_dropped_purchase_answer_shows_the_number_within_seconds(
     assert await balance(app, alice.id) == START - SIGNAL
     await assert_books_balanced(app)
     no_traceback(alice)
+
+
+async def test_a_card_being_confirmed_counts_its_time_and_offers_a_refresh(
+    real_time: tuple[Sandbox, App], emulator: BotAPIEmulator
+) -> None:
+    sandbox, app = real_time
+    alice, menu = await start(emulator, app, 4302, funds=START)
+    services = await open_services(alice, menu)
+    # The connection drops before the upstream acts: nothing is sold, and for the two minutes
+    # of grace the bot cannot know that.
+    await sandbox.control.add_fault("purchase", "drop_before")
+    await alice.press(services, "Signal — $0.60")
+    card = await alice.wait_for(lambda m: is_card(m) and "confirming" in m.text, after=services)
+    assert ["🔄 Refresh"] in card.button_texts
+
+    # Nobody taps: the timer still moves on.
+    later = await alice.wait_for_edit(
+        card, lambda m: "confirming" in m.text and "⏱ 0:00" not in m.text, timeout=10
+    )
+    assert ["🔄 Refresh"] in later.button_texts
+    answer = await alice.press(later, "🔄 Refresh")
+    assert answer.text is not None
+    assert "still going through" in answer.text
+
+    pending = await only_activation(app, alice.id)
+    assert pending.state == "unknown"
+    assert await balance(app, alice.id) == START - SIGNAL
+    account = await sandbox.control.account(DAISYSIM_KEY)
+    assert account.orders == []
+    assert account.debits_units == account.refunds_units == 0
+    await assert_books_balanced(app)
+    no_traceback(alice)
