@@ -13,7 +13,7 @@ from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import balance_keyboard
 from bot.telegram.replies import edit_or_send
 from bot.telegram.texts import format_date
-from storage.models import LedgerEntry, Wallet
+from storage.models import FAILED, Activation, LedgerEntry, Wallet
 from storage.repo import Repo
 
 RECENT_ENTRIES = 10
@@ -45,15 +45,51 @@ def _entry(t: Translator, entry: LedgerEntry) -> str:
     )
 
 
+async def _lines(t: Translator, repo: Repo, entries: list[LedgerEntry]) -> tuple[list[str], int]:
+    """The screen's lines, newest first, and how many purchases were netted.
+
+    A purchase the upstream never sold (refused before any money could reach it, or found
+    never sold) leaves a 'purchase' and a 'refund' entry that cancel out; listed apart they
+    read like a charge, so they are shown as one line. The ledger itself keeps both."""
+    refunded = {e.activation_id for e in entries if e.kind == "refund" and e.activation_id}
+    not_bought: dict[int, Activation] = {}
+    for activation_id in refunded:
+        activation = await repo.activations.get(activation_id)
+        if activation is not None and activation.state == FAILED:
+            not_bought[activation_id] = activation
+    lines: list[str] = []
+    netted = 0
+    for entry in entries:
+        activation = not_bought.get(entry.activation_id or 0)
+        if activation is None or entry.kind not in ("purchase", "refund"):
+            lines.append(_entry(t, entry))
+        elif entry.kind == "refund":
+            netted += 1
+            lines.append(
+                t(
+                    "balance-entry-not-bought",
+                    date=format_date(entry.created_at),
+                    amount=_signed(0),
+                    service=activation.service_name,
+                )
+            )
+        # Its 'purchase' entry is the hold the refund line above already accounts for.
+    return lines, netted
+
+
 async def balance_view(
     t: Translator, repo: Repo, settings: Settings, wallet: Wallet
 ) -> tuple[str, InlineKeyboardMarkup]:
     # The wallet in handler data was read when the update arrived; read it again so a
     # purchase finished a moment ago shows.
     current = await repo.wallets.get(wallet.id) or wallet
-    entries = await repo.ledger.last_entries(current.id, RECENT_ENTRIES)
-    if entries:
-        body = t("balance-recent") + "\n" + "\n".join(_entry(t, e) for e in entries)
+    # Twice as many as shown: a netted pair takes two entries for one line.
+    entries = await repo.ledger.last_entries(current.id, 2 * RECENT_ENTRIES)
+    lines, netted = await _lines(t, repo, entries)
+    if lines:
+        body = t("balance-recent") + "\n" + "\n".join(lines[:RECENT_ENTRIES])
+        if netted:
+            body += "\n" + t("balance-netted-note")
     else:
         body = t("balance-empty")
     howto = t("balance-topup-sandbox" if settings.sandbox_mode else "balance-topup-admin")

@@ -121,6 +121,11 @@ class Activation:
     card_message_id: int | None
     next_poll_at: float | None
     poll_attempts: int
+    # When the purchase call was let go (migration 0007); None while it waits in line, and
+    # for rows older than that migration.
+    sent_at: float | None = None
+    # The user was refunded for a number the upstream sold; /cancel is still owed for it.
+    cancel_owed_at: float | None = None
 
     @property
     def is_active(self) -> bool:

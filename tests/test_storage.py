@@ -370,7 +370,7 @@ async def test_activation_listing_and_transitions(db: Database, repo: Repo) -> N
     assert await repo.activations.count_for_user(1, states=["waiting", "cancelled"]) == 3
     assert await repo.activations.count_for_user(2) == 0
     assert [a.id for a in await repo.activations.list_unsettled()] == [ids[3], ids[4]]
-    assert [a.id for a in await repo.activations.list_unsettled(created_before=1003.5)] == [ids[3]]
+    assert [a.id for a in await repo.activations.list_unsettled(sent_before=1003.5)] == [ids[3]]
     assert {a.id for a in await repo.activations.list_waiting()} == {ids[1], ids[5]}
     assert await repo.activations.count_by_state() == {
         "completed": 1,

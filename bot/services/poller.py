@@ -24,7 +24,8 @@ settles in its own transactions and reports inside them the same way.
   amount. TOO_EARLY → tried again when the server says; CODE_RECEIVED → the code is delivered.
 
 On start-up every `waiting` activation is polled again and purchases left `purchasing` or
-`unknown` are reconciled (and again every minute for those a running process leaves).
+`unknown` are reconciled (and again every few seconds for those a running process leaves:
+an order found is linked at once, a refund waits for the grace from the call's send time).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from bot.daisysim import (
 from bot.services.notify import CardCountdown, Notifier
 from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
 from bot.services.rates import SlidingWindow
-from bot.services.reconcile import reconcile_unknown
+from bot.services.reconcile import cancel_owed, reconcile_unknown
 from bot.services.settle import deliver_code, refund_and_tell
 from storage.db import Transaction
 from storage.models import UNKNOWN, WAITING, Activation
@@ -75,7 +76,12 @@ CARD_REFRESH_SECONDS: Final = 12.0
 MIN_CARD_REFRESH_REAL: Final = 2.0
 # After an upstream error, try a batch or an expiry again this many upstream seconds later.
 RETRY_UPSTREAM_SECONDS: Final = 15.0
-RECONCILE_EVERY_SECONDS: Final = 60.0
+# Unsettled purchases are looked up this often (upstream seconds): an order found is linked at
+# once, so a number whose answer was lost shows within seconds; the history walk is only made
+# while some purchase is unsettled, and owed upstream cancels are sent in the same job.
+RECONCILE_EVERY_SECONDS: Final = 5.0
+# A purchase out this long without an answer is looked up (upstream seconds).
+RECONCILE_LINK_AFTER_SECONDS: Final = 3.0
 # The waiting set is followed by reading only the rows changed since the last look (migration
 # 0006); every this many seconds it is read whole instead, a safety net that costs one read of
 # every waiting row (~11 ms of SQLite time for 1 000) and heals whatever a bug could get wrong.
@@ -124,6 +130,7 @@ class PollerTiming:
     card_refresh: float
     upstream_retry: float
     reconcile_every: float
+    reconcile_link_after: float
     reconcile_grace: float
 
     @classmethod
@@ -137,7 +144,8 @@ class PollerTiming:
                 MIN_CARD_REFRESH_REAL, min(CARD_REFRESH_SECONDS, CARD_REFRESH_SECONDS / scale)
             ),
             upstream_retry=max(0.5, RETRY_UPSTREAM_SECONDS / scale),
-            reconcile_every=max(2.0, RECONCILE_EVERY_SECONDS / scale),
+            reconcile_every=max(1.0, RECONCILE_EVERY_SECONDS / scale),
+            reconcile_link_after=max(0.5, RECONCILE_LINK_AFTER_SECONDS / scale),
             reconcile_grace=max(1.0, RECONCILE_GRACE_SECONDS / scale),
         )
 
@@ -275,12 +283,25 @@ class Poller:
             self.repo,
             self.client,
             grace_seconds=self.timing.reconcile_grace,
+            link_after_seconds=self.timing.reconcile_link_after,
             cancel_lock_seconds=self.timing.cancel_lock,
             on_settled=self._reconciled,
         )
         if report.settled:
             self.notifier.wake()
             self._next_sync = 0.0
+        await cancel_owed(self.repo, self.client, reserve=CANCEL_RESERVE)
+        await self._redraw_confirming()
+
+    async def _redraw_confirming(self) -> None:
+        """A purchase being confirmed shows how long it has been going: its card is redrawn at
+        each reconcile run until it settles (a queued one has its own card, with its place)."""
+        for activation in await self.repo.activations.list_unsettled():
+            if (
+                activation.card_chat_id is not None
+                and self._dead_cards.get(activation.id) != activation.card_message_id
+            ):
+                self.countdown.redraw(activation, on_refused=self._refused(activation.id))
 
     async def _reconcile_job(self) -> None:
         if not self._started:

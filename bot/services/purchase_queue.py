@@ -4,9 +4,10 @@
 Joining is the purchase's step 1 (`money.hold_purchase`): ONE transaction holds the
 price the user was shown and, unless the purchase can go at once, takes a place in the
 `purchase_queue` table. A repeated idempotency key (a double tap) joins once. A queue row
-means "money held, upstream call never sent": the worker deletes it in the transaction just
-before it sends the call, and reconciliation skips queued activations, so a queued purchase can
-never be refunded by mistake nor a sent one forgotten.
+means "money held, upstream call never sent": the worker deletes it (and stamps `sent_at`, from
+which reconciliation measures its grace) in the transaction just before it sends the call, and
+reconciliation skips queued activations, so a queued purchase can never be refunded by mistake
+nor a sent one forgotten.
 
 The common case stays one tap: when nobody is in line and the purchase limiter has a free
 slot, the purchase goes straight through. Free slots are counted without an await between the
@@ -276,6 +277,7 @@ class PurchaseQueue:
                     if empty and self.free_slots() > 0:
                         direct = True
                         self._reserved += 1
+                        await repo.activations.mark_sent(tx, activation.id, now=now)
                         self.db.inflight_purchases[activation.id] = asyncio.Event()
                         registered = activation.id
                     else:
@@ -462,6 +464,9 @@ class PurchaseQueue:
                 self._reserved += 1
                 reserved = True
                 await repo.queue.remove(tx, head.activation_id)
+                # Reconciliation's grace runs from here, not from the hold: the time spent
+                # in line the upstream never saw.
+                await repo.activations.mark_sent(tx, head.activation_id, now=time.time())
                 activation = await repo.activations.get(head.activation_id, tx=tx)
                 assert activation is not None
                 # Before COMMIT: from here on reconciliation knows a call is coming.

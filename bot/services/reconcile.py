@@ -6,8 +6,16 @@ purchase put in the order's `app_name`, which /history returns as the order's `s
 the history newest first until well before the oldest candidate was created:
 
 - an order with the token: link it (Waiting → `waiting`, Completed → `completed` with its code,
-  Cancelled/Expired → refunded);
-- no order with the token once the walk is complete: the upstream never sold it → refund.
+  Cancelled/Expired → refunded). Linking is always safe, so it is done as soon as the purchase
+  has been out for `link_after_seconds`: the user sees a number whose answer was lost within
+  seconds, not minutes;
+- no order with the token once the walk is complete: the upstream never sold it → refund, but
+  only once `grace_seconds` have passed since the purchase call LEFT (`sent_at`, stamped when
+  it left the hold or the line), the longest the upstream may still act on it.
+
+A number refunded to the user but sold upstream (found Expired) is owed a /cancel upstream,
+which refunds it there in full: `cancel_owed` sends those within the cancel budget until the
+upstream refunds or answers that there is nothing to refund.
 
 Every settlement is a compare-and-set on the state in one transaction, so a second or
 concurrent run changes nothing; `on_settled` runs inside that transaction, so what the user
@@ -23,7 +31,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.daisysim import COMPLETED, WAITING, DaisySimClient, DaisySimError, Order
+from bot.daisysim import (
+    COMPLETED,
+    WAITING,
+    CodeReceived,
+    DaisySimClient,
+    DaisySimError,
+    NotFound,
+    Order,
+)
 from bot.services import money
 from bot.services.purchase import DEFAULT_CANCEL_LOCK_SECONDS, token_of
 from bot.services.settle import end_with_code
@@ -34,6 +50,8 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_SECONDS = 120.0
+# A purchase out this long without an answer is looked up in /history (and linked if found).
+DEFAULT_LINK_AFTER_SECONDS = 3.0
 # How far before the oldest candidate the walk goes on, for clock skew between us and the
 # upstream (and the time a request may wait in our rate limiter before it leaves).
 DEFAULT_MARGIN_SECONDS = 600.0
@@ -49,6 +67,7 @@ class ReconcileReport:
     completed: list[int] = field(default_factory=list)  # got their code, no refund
     refunded: list[int] = field(default_factory=list)  # never sold / cancelled / expired
     skipped: list[int] = field(default_factory=list)  # someone else settled them meanwhile
+    pending: list[int] = field(default_factory=list)  # not found yet, still inside the grace
     failed: list[int] = field(default_factory=list)  # the database refused (logged)
     error: str | None = None  # the history walk failed; nothing was settled
 
@@ -62,12 +81,15 @@ async def reconcile_unknown(
     client: DaisySimClient,
     *,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    link_after_seconds: float = DEFAULT_LINK_AFTER_SECONDS,
     margin_seconds: float = DEFAULT_MARGIN_SECONDS,
     cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS,
     now: float | None = None,
     on_settled: OnSettled | None = None,
 ) -> ReconcileReport:
-    """Settle every `purchasing`/`unknown` activation older than `grace_seconds`.
+    """Link every `purchasing`/`unknown` activation sent over `link_after_seconds` ago whose
+    order /history shows; refund those it does not show once `grace_seconds` passed since
+    their call left.
 
     The grace must exceed the longest time the upstream may still act on a request we gave up
     on (a server-side delay before it applies a purchase); a shorter one could refund a number
@@ -76,9 +98,10 @@ async def reconcile_unknown(
     db = repo.db
     current = time.time() if now is None else now
     report = ReconcileReport()
+    look_after = min(link_after_seconds, grace_seconds)
     candidates = [
         a
-        for a in await repo.activations.list_unsettled(created_before=current - grace_seconds)
+        for a in await repo.activations.list_unsettled(sent_before=current - look_after)
         if a.id not in db.inflight_purchases
     ]
     if not candidates:
@@ -110,12 +133,17 @@ async def reconcile_unknown(
         return report
 
     for activation in candidates:
+        match = found.get(activation.recon_token)
+        if match is None and _sent_at(activation) > current - grace_seconds:
+            # The upstream may still apply it: only an order found settles it this early.
+            report.pending.append(activation.id)
+            continue
         try:
             await _settle(
                 repo,
                 db,
                 activation,
-                found.get(activation.recon_token),
+                match,
                 cancel_lock_seconds,
                 report,
                 on_settled,
@@ -199,6 +227,9 @@ async def _settle(
                 upstream_amount=order.amount_charged_units,
                 note=f"reconciled: {order.status.lower()} upstream",
             )
+            if changed and order.status == _EXPIRED:
+                # The upstream still counts it sold: /cancel refunds an expired number.
+                await repo.activations.owe_cancel(tx, activation.id, now=now)
             bucket = report.refunded
         else:
             log.warning(
@@ -213,3 +244,49 @@ async def _settle(
             assert settled is not None
             await on_settled(tx, settled)
     (bucket if changed else report.skipped).append(activation.id)
+
+
+def _sent_at(activation: Activation) -> float:
+    return activation.created_at if activation.sent_at is None else activation.sent_at
+
+
+@dataclass(slots=True)
+class OwedCancels:
+    refunded: list[int] = field(default_factory=list)  # the upstream refunded it now or before
+    nothing: list[int] = field(default_factory=list)  # nothing to refund (code, unknown id)
+    postponed: list[int] = field(default_factory=list)  # too early or the upstream failed
+
+
+async def cancel_owed(repo: Repo, client: DaisySimClient, *, reserve: int = 0) -> OwedCancels:
+    """Send /cancel for the numbers the bot refunded while the upstream still counts them
+    sold, leaving `reserve` slots of the cancel budget free for users' own cancels; what is
+    not sent now (no slot, TOO_EARLY, an upstream error) is owed until the next run."""
+    result = OwedCancels()
+    limiter = client.limiter.cancel
+    for activation in await repo.activations.list_owed_cancels():
+        if limiter.remaining() - limiter.queued <= reserve:
+            break
+        assert activation.upstream_id is not None
+        try:
+            answer = await client.cancel(activation.upstream_id)
+        except (CodeReceived, NotFound) as exc:
+            # The upstream keeps the charge (or never had it): nothing more to ask for.
+            log.warning(
+                "activation %d: upstream cancel owed, but %s: nothing to refund there",
+                activation.id,
+                exc.code,
+            )
+            await repo.activations.settle_owed_cancel(activation.id)
+            result.nothing.append(activation.id)
+        except DaisySimError as exc:  # TOO_EARLY, 5xx, unreachable: ask again next run
+            log.info("activation %d: owed upstream cancel postponed (%s)", activation.id, exc)
+            result.postponed.append(activation.id)
+        else:
+            log.info(
+                "activation %d: owed upstream cancel done, %d units refunded upstream",
+                activation.id,
+                answer.refund_units,
+            )
+            await repo.activations.settle_owed_cancel(activation.id)
+            result.refunded.append(activation.id)
+    return result

@@ -34,7 +34,7 @@ from bot.telegram.i18n import I18n, Translator
 from bot.telegram.outbox import OutboxSender, edit_payload, enqueue, message_payload
 from bot.telegram.texts import format_duration, render_card, render_code_message
 from storage.db import Transaction
-from storage.models import WAITING, Activation, Broadcast
+from storage.models import UNSETTLED_STATES, WAITING, Activation, Broadcast
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class TelegramNotifier:
             current = await self.repo.activations.get(activation.id)
             if (
                 current is None
-                or current.state != WAITING
+                or current.state not in (WAITING, *UNSETTLED_STATES)
                 or current.card_chat_id is None
                 or current.card_message_id is None
             ):

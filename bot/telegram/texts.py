@@ -16,7 +16,7 @@ from bot.services.buying import again_nonce
 from bot.services.catalogue import service_ref
 from bot.telegram.callbacks import ActAction, ActCb, BuyCb
 from bot.telegram.i18n import Translator
-from storage.models import ACTIVE_STATES, FINAL_STATES
+from storage.models import ACTIVE_STATES, FINAL_STATES, UNSETTLED_STATES
 
 
 class CardActivation(Protocol):
@@ -117,6 +117,8 @@ def render_card(
         text += "\n" + t("card-paid-by-group")
     if activation.state == "waiting":
         text += "\n\n" + t("card-hint-waiting")
+    elif activation.state in UNSETTLED_STATES:
+        text += "\n\n" + t("card-hint-confirming")
     return text, card_keyboard(activation, t, now, cancel_in=cancel_in)
 
 
@@ -128,6 +130,10 @@ def card_keyboard(
         rows.append([_copy(t.plain("card-copy-code-button"), activation.code)])
     if activation.phone_number and activation.state in {"waiting", "completed"}:
         rows.append([_copy(t.plain("card-copy-number-button"), activation.phone_number)])
+    if activation.state in UNSETTLED_STATES:
+        # While the purchase is being confirmed there is nothing to cancel yet, but a tap
+        # redraws the card as it stands (the timer, or the number if it was found meanwhile).
+        rows.append([_act(t.plain("card-refresh-button"), ActAction.REFRESH, activation.id)])
     if activation.state == "waiting":
         rows.append([_act(t.plain("card-refresh-button"), ActAction.REFRESH, activation.id)])
         wait = cancel_wait(activation, now) if cancel_in is None else cancel_in

@@ -137,19 +137,50 @@ class ActivationsRepo(RepoBase):
         return int(rows[-1]["change_seq"]), [from_row(Activation, row) for row in rows]
 
     async def list_unsettled(
-        self, *, created_before: float | None = None, tx: Transaction | None = None
+        self, *, sent_before: float | None = None, tx: Transaction | None = None
     ) -> list[Activation]:
-        """Activations in purchasing/unknown (created before the cut-off), oldest first;
-        not those still waiting in the purchase queue."""
+        """Activations in purchasing/unknown whose purchase call left before the cut-off
+        (judged by when they were held if the send time is unknown), oldest first; not those
+        still waiting in the purchase queue."""
         rows = await self._q(tx).fetch_all(
             "SELECT * FROM activations WHERE state IN (SELECT value FROM json_each(?))"
-            " AND (? IS NULL OR created_at <= ?)"
+            " AND (? IS NULL OR COALESCE(sent_at, created_at) <= ?)"
             # A queued purchase was never sent: there is nothing upstream to settle it by.
             " AND id NOT IN (SELECT activation_id FROM purchase_queue)"
             " ORDER BY created_at, id",
-            (json_list(UNSETTLED_STATES), created_before, created_before),
+            (json_list(UNSETTLED_STATES), sent_before, sent_before),
         )
         return [from_row(Activation, row) for row in rows]
+
+    async def mark_sent(self, tx: Transaction, activation_id: int, *, now: float) -> None:
+        """The purchase call is let go now: reconciliation's grace is measured from here."""
+        await tx.execute(
+            "UPDATE activations SET sent_at = ? WHERE id = ? AND state = 'purchasing'",
+            (now, activation_id),
+        )
+
+    async def owe_cancel(self, tx: Transaction, activation_id: int, *, now: float) -> None:
+        """The user was refunded for a number the upstream sold: /cancel is owed for it."""
+        await tx.execute(
+            "UPDATE activations SET cancel_owed_at = ?"
+            " WHERE id = ? AND upstream_id IS NOT NULL AND cancel_owed_at IS NULL",
+            (now, activation_id),
+        )
+
+    async def list_owed_cancels(self, *, limit: int = -1) -> list[Activation]:
+        """Activations whose upstream cancel is still owed, the longest owed first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM activations WHERE cancel_owed_at IS NOT NULL"
+            " ORDER BY cancel_owed_at, id LIMIT ?",
+            (limit,),
+        )
+        return [from_row(Activation, row) for row in rows]
+
+    async def settle_owed_cancel(self, activation_id: int) -> None:
+        """The upstream refunded the number, or answered that there is nothing to refund."""
+        await self._db.execute(
+            "UPDATE activations SET cancel_owed_at = NULL WHERE id = ?", (activation_id,)
+        )
 
     async def set_card(
         self,

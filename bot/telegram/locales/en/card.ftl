@@ -15,6 +15,7 @@ card-text-code =
     ⏱ { $elapsed }
 card-paid-by-group = 👥 Paid from the group wallet
 card-hint-waiting = Enter the number on the service's site; the code appears here by itself.
+card-hint-confirming = The provider has not confirmed the purchase yet: the number appears here by itself, or your money comes back in full. 🔄 Refresh shows where it stands.
 card-no-number = not assigned yet
 card-status-purchasing = ⏳ buying…
 card-status-unknown = ⏳ confirming the purchase with the provider…

@@ -40,3 +40,8 @@ terms-text =
 cmd-settings = Settings
 cmd-paysupport = Help with payments
 cmd-terms = Terms of payment
+
+# The balance screen shows a purchase refused before any money reached the provider (out of
+# stock, ...) as one line: the ledger keeps its hold and its refund, which cancel out.
+balance-entry-not-bought = { $date } · <b>{ $amount }</b> · { $service } not bought — nothing charged
+balance-netted-note = A purchase that did not go through is shown once: the money held for it came straight back.

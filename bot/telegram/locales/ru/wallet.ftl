@@ -40,3 +40,8 @@ terms-text =
 cmd-settings = Настройки
 cmd-paysupport = Помощь с оплатой
 cmd-terms = Условия оплаты
+
+# The balance screen shows a purchase refused before any money reached the provider (out of
+# stock, ...) as one line: the ledger keeps its hold and its refund, which cancel out.
+balance-entry-not-bought = { $date } · <b>{ $amount }</b> · { $service }: не куплено — ничего не списано
+balance-netted-note = Несостоявшаяся покупка показана одной строкой: удержанные за неё деньги сразу вернулись.
