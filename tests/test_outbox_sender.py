@@ -128,7 +128,9 @@ async def test_a_wake_sends_at_once_without_waiting_for_the_timer(db: Database) 
             began = time.monotonic()
             await sender.enqueue(user.id, "code", message_payload("now"))
             await user.wait_for(lambda m: m.text == "now", timeout=2)
-            assert time.monotonic() - began < 0.5
+            # Woken, not found by the 60 s idle timer; the bound leaves room for a loaded
+            # machine (speed itself is bench/fanout.py's to measure).
+            assert time.monotonic() - began < 1.5
 
 
 async def test_codes_overtake_a_broadcast(db: Database) -> None:

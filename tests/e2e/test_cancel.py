@@ -9,6 +9,7 @@ from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
 from tests.conftest import DAISYSIM_KEY
 from tests.e2e.helpers import (
+    QUIET_POLL_SECONDS,
     assert_books_balanced,
     balance,
     buy_from,
@@ -17,6 +18,7 @@ from tests.e2e.helpers import (
     no_traceback,
     only_activation,
     open_services,
+    poller_looked_once,
     start,
 )
 from tests.fixtures.waiting import wait_until
@@ -83,11 +85,16 @@ async def test_the_upstreams_too_early_seconds_are_the_truth(
 async def test_code_received_during_cancel_shows_the_code_and_keeps_the_charge(
     app_factory, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
-    async with app_factory(cancel_lock_seconds=0) as app:
+    # The poller looks once, then not again for an hour: the user's Cancel, not the poller,
+    # is the one that hears of the code (the full app polls every 0.1 s otherwise).
+    async with app_factory(
+        cancel_lock_seconds=0, poll_min_interval_seconds=QUIET_POLL_SECONDS
+    ) as app:
         alice, menu = await start(emulator, app, 2003)
         card = await buy_from(alice, await open_services(alice, menu), "Telegram — $1.40")
         activation = await only_activation(app, alice.id)
         assert activation.upstream_id is not None
+        await poller_looked_once(app, activation.id)
         # The SMS lands upstream; before the bot hears of it, the user taps cancel.
         code = await sandbox.control.deliver_code(activation.upstream_id)
 
