@@ -30,6 +30,18 @@ async def poller_looked_once(app: App, activation_id: int) -> None:
     )
 
 
+async def bought_and_watched(
+    emu: BotAPIEmulator, app: App, user_id: int, label: str
+) -> tuple[EmulatedUser, ChatMessage, Activation]:
+    """A new user who bought `label` and holds its card, once the poller has looked at the
+    number (so a test with a quiet poller knows the next check is the user's own)."""
+    user, menu = await start(emu, app, user_id)
+    card = await buy_from(user, await open_services(user, menu), label)
+    activation = await with_card(app, user_id, card)
+    await poller_looked_once(app, activation.id)
+    return user, card, activation
+
+
 async def fund(app: App, user_id: int, units: int) -> None:
     """An admin top-up, through the wallet service (the user must have written to the bot)."""
     wallet = await app.repo.wallets.get_by_owner("user", user_id)

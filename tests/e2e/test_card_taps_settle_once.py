@@ -19,12 +19,12 @@ from tests.e2e.helpers import (
     activations,
     assert_books_balanced,
     balance,
+    bought_and_watched,
     buy_from,
     is_code_message,
     ledger,
     no_traceback,
     open_services,
-    poller_looked_once,
     start,
     with_card,
 )
@@ -37,6 +37,9 @@ GENERIC_ERROR = "Something went wrong on our side"
 
 def code_messages(user: EmulatedUser) -> list[str]:
     return [m.text for m in user.history if is_code_message(m)]
+
+
+WHATSAPP_BUTTON = "WhatsApp — $1.85"
 
 
 async def settled_down(app: App) -> None:
@@ -56,10 +59,9 @@ async def test_a_code_refresh_finds_is_stored_only_together_with_its_message(
     # would lose the message for good. Queuing it fails here, inside the settling
     # transaction, as a crash would: the code must not be stored without it.
     async with app_factory(poll_min_interval_seconds=QUIET_POLL_SECONDS) as app:
-        alice, menu = await start(emulator, app, 13_001)
-        card = await buy_from(alice, await open_services(alice, menu), "WhatsApp — $1.85")
-        activation = await with_card(app, alice.id, card)
-        await poller_looked_once(app, activation.id)
+        alice, card, activation = await bought_and_watched(
+            emulator, app, 13_001, "WhatsApp — $1.85"
+        )
         assert activation.upstream_id is not None
         code = await sandbox.control.deliver_code(activation.upstream_id)
 
@@ -101,10 +103,9 @@ async def test_a_cancel_that_loses_to_a_delivered_code_does_not_announce_it_agai
     async with app_factory(
         cancel_lock_seconds=0, poll_min_interval_seconds=QUIET_POLL_SECONDS
     ) as app:
-        alice, menu = await start(emulator, app, 13_002)
-        card = await buy_from(alice, await open_services(alice, menu), "WhatsApp — $1.85")
-        activation = await with_card(app, alice.id, card)
-        await poller_looked_once(app, activation.id)
+        alice, card, activation = await bought_and_watched(
+            emulator, app, 13_002, "WhatsApp — $1.85"
+        )
         assert activation.upstream_id is not None
         code = await sandbox.control.deliver_code(activation.upstream_id)
 
@@ -168,10 +169,9 @@ async def test_a_tap_that_can_no_longer_be_answered_is_no_error_to_the_user(
     # Point 5: Telegram refuses an answer that comes too late ("query is too old"). The work
     # is done and the card shows it; the user gets no "something went wrong".
     async with app_factory(poll_min_interval_seconds=QUIET_POLL_SECONDS) as app:
-        alice, menu = await start(emulator, app, 13_004)
-        card = await buy_from(alice, await open_services(alice, menu), "WhatsApp — $1.85")
-        activation = await with_card(app, alice.id, card)
-        await poller_looked_once(app, activation.id)
+        alice, card, activation = await bought_and_watched(
+            emulator, app, 13_004, "WhatsApp — $1.85"
+        )
         assert activation.upstream_id is not None
         code = await sandbox.control.deliver_code(activation.upstream_id)
 

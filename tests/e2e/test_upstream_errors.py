@@ -21,12 +21,12 @@ from tests.e2e.helpers import (
     activations,
     assert_books_balanced,
     balance,
+    bought_and_watched,
     buy_from,
     is_card,
     ledger,
     no_traceback,
     open_services,
-    poller_looked_once,
     start,
     with_card,
 )
@@ -138,10 +138,7 @@ async def test_refresh_when_the_upstream_fails_keeps_everything_as_it_was(
     app_factory: AppFactory, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
     async with app_factory(poll_min_interval_seconds=QUIET_POLL_SECONDS) as app:
-        alice, menu = await start(emulator, app, 4005)
-        card = await buy_from(alice, await open_services(alice, menu), "Signal — $0.60")
-        before = await with_card(app, alice.id, card)
-        await poller_looked_once(app, before.id)
+        alice, card, before = await bought_and_watched(emulator, app, 4005, "Signal — $0.60")
 
         # More failures than the client's retries.
         await sandbox.control.add_fault("check-all", "error", code="PROVIDER_ERROR", times=4)
@@ -165,10 +162,7 @@ async def test_cancel_when_the_upstream_fails_then_succeeds_refunds_once(
     async with app_factory(
         cancel_lock_seconds=0, poll_min_interval_seconds=QUIET_POLL_SECONDS
     ) as app:
-        alice, menu = await start(emulator, app, 4006)
-        card = await buy_from(alice, await open_services(alice, menu), "WhatsApp — $1.85")
-        activation = await with_card(app, alice.id, card)
-        await poller_looked_once(app, activation.id)
+        alice, card, _ = await bought_and_watched(emulator, app, 4006, "WhatsApp — $1.85")
         await sandbox.control.advance_clock(CANCEL_LOCK_SECONDS * TIME_SCALE + 1)
 
         await sandbox.control.add_fault("cancel", "error", code="PROVIDER_ERROR")
