@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ class Database:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if not readonly:
-                await conn.execute("PRAGMA journal_mode = WAL")
+                await _enable_wal(conn, busy_timeout_ms)
                 # FULL, not NORMAL: a purchase that happened upstream must survive a power cut
                 # here, or reconciliation would have no row to attach it to.
                 await conn.execute("PRAGMA synchronous = FULL")
@@ -201,6 +202,22 @@ class Database:
     async def fetch_value(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
+
+
+async def _enable_wal(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
+    """Switch to WAL. The switch takes an exclusive lock and SQLite answers SQLITE_BUSY at
+    once, without its busy handler, when another process is opening the same new file at the
+    same moment (two processes starting together): retry within the busy timeout instead."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        # A short back-off: the other process holds the lock only for its own switch.
+        await asyncio.sleep(0.01)
 
 
 def _locate(path: str, readonly: bool) -> str:
