@@ -468,6 +468,33 @@ async def test_reconciliation_never_touches_a_queued_purchase(tmp_path: Path) ->
         assert await wallet_balance(db, w.id) == 100_000 - SIGNAL
 
 
+async def test_a_restart_counts_a_call_by_when_it_left_not_when_the_money_was_held(
+    tmp_path: Path,
+) -> None:
+    """Purchases that waited long in line and were sent just before a crash, their answers
+    lost: the upstream's window still counts their calls, so the fresh limiter must too, or
+    the next purchase draws a real 429 (the chaos soak found one). A slow clock: the window
+    must not slide by while the test looks."""
+    async with world(tmp_path, scale=4.0) as (_sb, db, client):
+        repo = Repo(db)
+        w = await new_user(db, 1, 100 * SIGNAL)
+        held_long_ago = time.time() - 3600
+        for i in range(3):
+            async with db.transaction() as tx:
+                request = buy_request(1, w.id, f"waited-{i}")
+                held = await money.hold_purchase(repo, tx, request, now=held_long_ago)
+                await repo.activations.mark_sent(tx, held.id, now=time.time())
+                await repo.activations.mark_unknown(tx, held.id, error_code=None)
+        async with running(db, client, scale=4.0) as queue:
+            assert queue.free_slots() == queue.limiter.limit - 3
+            # What is left of the window goes straight through, and no more: never a 429.
+            results = await asyncio.gather(
+                *(queue.buy(buy_request(1, w.id, f"now-{i}")) for i in range(8))
+            )
+            assert sum(isinstance(r, Activation) for r in results) == queue.limiter.limit - 3
+            assert sum(isinstance(r, Queued) for r in results) == 1
+
+
 async def test_a_restart_keeps_every_place_and_serves_each_once(tmp_path: Path) -> None:
     # 60 upstream seconds a second: the window is long enough to stop with the line intact.
     scale = 60.0

@@ -219,7 +219,9 @@ class PurchaseQueue:
     async def _warm_limiter(self) -> None:
         """A fresh limiter thinks the window is empty, but the upstream still counts the calls
         this database sent in it before a restart: take their slots, as if just answered."""
-        window = self.limiter.window
+        # A call sent up to `late_count` before the window may have reached the upstream
+        # (and been counted) only inside it.
+        window = self.limiter.window + self.limiter.late_count
         recent = await self.repo.queue.recent_upstream_calls(time.time() - window)
         for _ in range(min(recent, self.limiter.limit)):
             await self.limiter.acquire()

@@ -111,12 +111,15 @@ class QueueRepo(RepoBase):
         """Purchase calls this database knows were sent at or after `since` (bought, rejected
         or of unknown outcome), to start a fresh rate limiter where the upstream's window
         still counts them after a restart."""
+        # When the call left (`sent_at`), not when the money was held: a purchase that waited
+        # in line was held long before its call, and counting it by the hold forgot the slot
+        # its call still takes upstream. Rows from before migration 0007 have no send time.
         value = await self._db.fetch_value(
             "SELECT COUNT(*) FROM activations"
             " WHERE id NOT IN (SELECT activation_id FROM purchase_queue)"
-            " AND (purchased_at >= ? OR (purchased_at IS NULL"
-            " AND state IN ('failed', 'unknown', 'purchasing')"
+            " AND (sent_at >= ? OR purchased_at >= ? OR (sent_at IS NULL"
+            " AND purchased_at IS NULL AND state IN ('failed', 'unknown', 'purchasing')"
             " AND COALESCE(finished_at, created_at) >= ?))",
-            (since, since),
+            (since, since, since),
         )
         return int(value)
