@@ -64,7 +64,8 @@ class FloodControl:
                 capacity = max(1.0, self.limits.group_per_minute)
                 rate = self.limits.group_per_minute / 60
             else:
-                capacity = max(1.0, float(self.limits.chat_burst))
+                # A burst of 0 is a chat Telegram holds back for now: nothing passes.
+                capacity = max(0.0, float(self.limits.chat_burst))
                 rate = self.limits.chat_per_second
             bucket = _Bucket(capacity, rate, capacity, now)
             self._chats[chat_id] = bucket
