@@ -15,15 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
 
-@pytest.mark.skip(
-    reason=(
-        "issue 13, still open: with the fixes merged the full preset (seed 1) passes 7 of 9 "
-        "checks; 'every delivered code reached its user' (2 of 210 codes: activations left "
-        "waiting with their code upstream after restarts) and 'zero upstream 429s but "
-        "injected ones' (1 purchase 429 after a restart) still fail, and the short preset "
-        "only sometimes lands in those windows; on in CI once both are fixed"
-    )
-)
 def test_chaos_short_preset_loses_nothing() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench.chaos", "--short"],
