@@ -186,6 +186,7 @@ class App:
                 await asyncio.wait_for(polling.wait(), timeout=0.05)
         await self._stop_scheduler()
         await self.inflight.drain(STOP_GRACE_SECONDS)
+        await self.ops.close()
         await self.client.aclose()
         await self.bot.session.close()
         await self.db.close()

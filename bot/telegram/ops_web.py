@@ -16,6 +16,7 @@ an amount, a token or a key: counts, ages and one word per check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -140,6 +141,14 @@ class Ops:
             self._probe = asyncio.get_running_loop().create_task(self._ping(), name="ops-probe")
         # Shielded: a scraper that hangs up must not cancel the probe others wait for.
         return await asyncio.shield(self._probe)
+
+    async def close(self) -> None:
+        """Cancel a probe still in flight, before the client closes under it."""
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.done():
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
 
     async def _ping(self) -> bool:
         try:
