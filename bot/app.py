@@ -16,7 +16,7 @@ import random
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -31,6 +31,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import lazy_types
 from bot.config import Settings
 from bot.daisysim import DaisySimClient, RateLimits
+from bot.log_context import JsonFormatter
+from bot.metrics import Metrics
 from bot.services import admin as admin_service
 from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
@@ -39,8 +41,14 @@ from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.buy_flow import BuyFlow, membership
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.telegram.i18n import LANGUAGES, I18n
-from bot.telegram.middlewares import InflightMiddleware, UserMiddleware
+from bot.telegram.middlewares import (
+    BotAPIMetricsMiddleware,
+    InflightMiddleware,
+    UpdateMetricsMiddleware,
+    UserMiddleware,
+)
 from bot.telegram.notifier import TelegramNotifier
+from bot.telegram.ops_web import Ops, OpsServer
 from bot.telegram.outbox import OutboxSender
 from bot.telegram.queue_notify import QueueNotifier
 from handlers import build_routers
@@ -89,12 +97,19 @@ class Delivery:
 
 
 def build_delivery(
-    settings: Settings, *, repo: Repo, client: DaisySimClient, bot: Bot, i18n: I18n
+    settings: Settings,
+    *,
+    repo: Repo,
+    client: DaisySimClient,
+    bot: Bot,
+    i18n: I18n,
+    metrics: Metrics | None = None,
 ) -> Delivery:
-    sender = OutboxSender(repo=repo, bot=bot)
+    metrics = metrics or client.metrics
+    sender = OutboxSender(repo=repo, bot=bot, metrics=metrics)
     notifier = TelegramNotifier(repo=repo, i18n=i18n, sender=sender)
     poller = Poller.from_settings(
-        settings, repo=repo, client=client, notifier=notifier, countdown=notifier
+        settings, repo=repo, client=client, notifier=notifier, countdown=notifier, metrics=metrics
     )
     return Delivery(sender=sender, poller=poller, notifier=notifier)
 
@@ -116,6 +131,10 @@ class App:
     delivery: Delivery
     purchase_queue: PurchaseQueue
     queue_notifier: QueueNotifier
+    # /metrics, /healthz, /readyz: `add_ops_routes(web_app, app.ops)` mounts them anywhere;
+    # `ops_server` serves them on METRICS_LISTEN (None when unset).
+    ops: Ops
+    ops_server: OpsServer | None = None
     _polling: asyncio.Event | None = None
     _closed: bool = False
 
@@ -167,6 +186,7 @@ class App:
                 await asyncio.wait_for(polling.wait(), timeout=0.05)
         await self._stop_scheduler()
         await self.inflight.drain(STOP_GRACE_SECONDS)
+        await self.ops.close()
         await self.client.aclose()
         await self.bot.session.close()
         await self.db.close()
@@ -193,6 +213,8 @@ async def create_app(
 ) -> App:
     """Build the app; nothing talks to Telegram or DaisySim until `start_polling`."""
     db = await Database.open(settings.database_path)
+    # The app's own registry: every app in a test process counts only itself.
+    metrics = Metrics()
     try:
         repo = Repo(db)
         api_key = daisysim_api_key_override or (
@@ -205,6 +227,7 @@ async def create_app(
             api_key,
             timeout=daisysim_timeout,
             limits=RateLimits().scaled(settings.daisysim_time_scale),
+            metrics=metrics,
         )
     except BaseException:
         await db.close()
@@ -224,7 +247,9 @@ async def create_app(
     scheduler = AsyncIOScheduler(timezone="UTC")
     inflight = InflightMiddleware()
     # Codes, refunds, alerts and card redraws reach people through the outbox.
-    delivery = build_delivery(settings, repo=repo, client=client, bot=bot, i18n=i18n)
+    delivery = build_delivery(
+        settings, repo=repo, client=client, bot=bot, i18n=i18n, metrics=metrics
+    )
     # Purchases beyond the upstream's rate limit wait in a fair line.
     purchase_queue = PurchaseQueue(
         repo,
@@ -232,6 +257,7 @@ async def create_app(
         cancel_lock_seconds=settings.cancel_lock_seconds,
         max_places_per_wallet=settings.queue_max_places_per_wallet,
         time_scale=settings.daisysim_time_scale,
+        metrics=metrics,
     )
     queue_notifier = QueueNotifier(
         repo=repo,
@@ -278,6 +304,14 @@ async def create_app(
         purchase_queue=purchase_queue,
         queue_notifier=queue_notifier,
     )
+    ops = Ops(
+        metrics=metrics,
+        repo=repo,
+        client=client,
+        poller=delivery.poller,
+        sender=delivery.sender,
+        time_scale=settings.daisysim_time_scale,
+    )
     app = App(
         settings=settings,
         db=db,
@@ -292,12 +326,18 @@ async def create_app(
         delivery=delivery,
         purchase_queue=purchase_queue,
         queue_notifier=queue_notifier,
+        ops=ops,
+        ops_server=None
+        if settings.metrics_listen is None
+        else OpsServer(ops, settings.metrics_listen),
     )
     dp.update.outer_middleware(inflight)
+    dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
     dp.update.outer_middleware(UpdateContextMiddleware())
     # The outbox sender owns the one account of Telegram's limits; handler replies use it too.
     limiter = delivery.sender.limiter
     bot.session.middleware(HandlerFloodMiddleware(lambda: limiter))
+    bot.session.middleware(BotAPIMetricsMiddleware(metrics))
     user_middleware = UserMiddleware()
     dp.message.outer_middleware(user_middleware)
     dp.callback_query.outer_middleware(user_middleware)
@@ -305,6 +345,8 @@ async def create_app(
     dp.include_routers(*build_routers())
 
     async def on_startup(bot: Bot) -> None:
+        if app.ops_server is not None:
+            await app.ops_server.start()
         await purchase_queue.start()
         await queue_notifier.start()
         await _set_commands(bot, i18n)
@@ -323,6 +365,8 @@ async def create_app(
         await purchase_queue.stop()
         await queue_notifier.stop()
         await delivery.stop()
+        if app.ops_server is not None:
+            await app.ops_server.stop()
 
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
@@ -371,16 +415,26 @@ class _RedactingFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(settings: Settings) -> None:
+class _RedactingJsonFormatter(_RedactingFormatter, JsonFormatter):
+    """LOG_FORMAT=json: one object a line, redacted like the text lines (neither secret has a
+    character JSON escapes, so it shows in the line exactly as in the settings)."""
+
+
+def log_formatter(settings: Settings) -> logging.Formatter:
     secrets = [
         s.get_secret_value()
         for s in (settings.bot_token, settings.daisysim_api_key)
         if s is not None
     ]
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
-    )
+    if settings.log_format == "json":
+        return _RedactingJsonFormatter("%(message)s", secrets)
+    return _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    """The root logger writes to `stream` (stderr) in LOG_FORMAT, at LOG_LEVEL."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(log_formatter(settings))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

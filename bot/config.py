@@ -51,6 +51,25 @@ class Settings(BaseSettings):
     # may hold at once, so one buyer cannot starve the rest of the upstream's 10 a minute.
     queue_max_places_per_wallet: int = Field(default=3, ge=1, le=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Operations (issue 16): "json" writes one JSON object a line for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    # host:port of the /metrics, /healthz and /readyz server in polling mode; off when unset.
+    metrics_listen: str | None = None
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9100")
+        return value.strip()
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -69,6 +69,7 @@ from bot.daisysim.models import (
     parse_history,
     parse_purchase,
 )
+from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class DaisySimClient:
         max_retries: int = 3,
         retry_base_delay: float = 0.25,
         late_count: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`late_count`: how long after our `timeout` the server may still count a request we
         gave up on (default: one more `timeout`)."""
@@ -167,6 +169,12 @@ class DaisySimClient:
         )
         self.max_retries = max_retries
         self.retry_base_delay = retry_base_delay
+        self.metrics = metrics or Metrics()
+        # Monotonic times of the last answer from the API itself (any status below 500: the
+        # server is there and speaking) and of the last attempt that got none (a transport
+        # error, a 5xx, a gateway's page): readiness judges the upstream by these first.
+        self.last_answer_at: float | None = None
+        self.last_failure_at: float | None = None
         self._random = random.Random()
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
@@ -200,7 +208,19 @@ class DaisySimClient:
     # --- endpoints ------------------------------------------------------------------------
 
     async def balance(self) -> Balance:
-        return await self._call("GET", "balance", parse_balance)
+        balance = await self._call("GET", "balance", parse_balance)
+        self.metrics.upstream_balance.set(balance.balance_units / 10_000)
+        return balance
+
+    async def ping(self) -> Balance:
+        """One `GET /balance`, never retried: is the upstream there? /balance is the cheapest
+        call the API has and counts against no rate limit, so a health probe spends nothing
+        that purchases, checks or cancels need."""
+        balance = await self._attempt(
+            "GET", "balance", parse_balance, None, None, None, _Policy.READ, retry=False
+        )
+        self.metrics.upstream_balance.set(balance.balance_units / 10_000)
+        return balance
 
     async def countries(self) -> list[Country]:
         return await self._call("GET", "countries", parse_countries)
@@ -336,6 +356,44 @@ class DaisySimClient:
         params: dict[str, str | int] | None,
         group: Group | None,
         policy: _Policy,
+        *,
+        retry: bool = True,
+    ) -> T:
+        endpoint = path.split("/", 1)[0]
+        started = time.monotonic()
+        try:
+            try:
+                return await self._attempt_once(
+                    method, path, parse, json_body, params, group, policy
+                )
+            finally:
+                self.metrics.upstream_seconds.labels(endpoint).observe(time.monotonic() - started)
+        except _Retry as exc:
+            self._count_error(endpoint, exc.error)
+            if not retry:
+                raise self._exhausted(method, path, 1, exc.error) from exc.error
+            raise
+        except Exception as exc:
+            self._count_error(endpoint, exc)
+            raise
+
+    def _count_error(self, endpoint: str, exc: BaseException) -> None:
+        cause = exc.__cause__ if isinstance(exc, PurchaseOutcomeUnknown | TransportError) else None
+        error = cause if cause is not None else exc
+        if isinstance(error, RateLimited):
+            self.metrics.upstream_rate_limited.labels(endpoint).inc()
+        name = "Transport" if isinstance(error, httpx.RequestError) else type(error).__name__
+        self.metrics.upstream_errors.labels(endpoint, name).inc()
+
+    async def _attempt_once(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        json_body: Any,
+        params: dict[str, str | int] | None,
+        group: Group | None,
+        policy: _Policy,
     ) -> T:
         try:
             if group is None:
@@ -436,6 +494,7 @@ class DaisySimClient:
         try:
             response = await self._http.request(method, path, json=json_body, params=params)
         except httpx.RequestError as exc:
+            self.last_failure_at = time.monotonic()
             logger.debug(
                 "DaisySim %s /%s failed after %.3fs: %s",
                 method,
@@ -444,6 +503,10 @@ class DaisySimClient:
                 _describe(exc),
             )
             raise
+        if response.status_code < 500:
+            self.last_answer_at = time.monotonic()
+        else:
+            self.last_failure_at = time.monotonic()
         logger.debug(
             "DaisySim %s /%s -> %d in %.3fs",
             method,

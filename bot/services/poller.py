@@ -50,6 +50,8 @@ from bot.daisysim import (
     RateLimited,
     TooEarly,
 )
+from bot.log_context import bound
+from bot.metrics import Metrics
 from bot.services.notify import CardCountdown, Notifier
 from bot.services.poll_schedule import Pacer, PollPolicy, PollSchedule
 from bot.services.rates import SlidingWindow
@@ -161,6 +163,7 @@ class Poller:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     stats: PollerStats = field(default_factory=PollerStats)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def from_settings(
@@ -171,6 +174,7 @@ class Poller:
         client: DaisySimClient,
         notifier: Notifier,
         countdown: CardCountdown,
+        metrics: Metrics | None = None,
     ) -> Poller:
         check = client.limiter.check
         policy = PollPolicy.scaled(
@@ -186,6 +190,7 @@ class Poller:
             countdown=countdown,
             timing=PollerTiming.from_settings(settings),
             policy=policy,
+            metrics=metrics or Metrics(),
         )
 
     def __post_init__(self) -> None:
@@ -213,6 +218,8 @@ class Poller:
         self._sync_task: asyncio.Task[None] | None = None
         self._checks_running = 0
         self._scheduler: BaseScheduler | None = None
+        # When (clock) the last scheduling step finished: readiness wants a live poller.
+        self.last_tick_at: float | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -320,6 +327,7 @@ class Poller:
         self._tick_running = asyncio.current_task()
         try:
             await self._tick()
+            self.last_tick_at = self.clock()
         except Exception:
             logger.exception("poller tick failed")
         finally:
@@ -387,6 +395,11 @@ class Poller:
             elif activation.id in self._waiting:
                 self._forget(activation.id)
 
+    def cycle_seconds(self) -> float:
+        """How long a look at every waiting number takes at the current pace: how late a
+        code can be seen at worst."""
+        return self.policy.cycle_seconds(len(self._waiting))
+
     def follows(self, activation_id: int) -> bool:
         """Whether the activation is being polled (and will be cancelled at its deadline)."""
         return activation_id in self._waiting
@@ -441,10 +454,12 @@ class Poller:
 
     async def _check(self, batch: list[str]) -> None:
         self._checks_running += 1
+        started = self.clock()
         try:
             await self._check_and_settle(batch)
         finally:
             self._checks_running -= 1
+            self.metrics.poller_batch_seconds.observe(self.clock() - started)
 
     async def _check_and_settle(self, batch: list[str]) -> None:
         try:
@@ -526,6 +541,10 @@ class Poller:
             self._spawn(self._expire(activation), "poll-expire")
 
     async def _expire(self, activation: Activation) -> None:
+        with bound(activation_id=activation.id):
+            await self._expire_bound(activation)
+
+    async def _expire_bound(self, activation: Activation) -> None:
         upstream_id = activation.upstream_id
         assert upstream_id is not None
         self.stats.expire_attempts += 1
@@ -605,6 +624,10 @@ class Poller:
         return changed
 
     async def _settle_one(self, tx: Transaction, settlement: Settlement) -> bool:
+        with bound(activation_id=settlement.activation_id):
+            return await self._settle_bound(tx, settlement)
+
+    async def _settle_bound(self, tx: Transaction, settlement: Settlement) -> bool:
         activation = await self.repo.activations.get(settlement.activation_id, tx=tx)
         if activation is None:
             return False

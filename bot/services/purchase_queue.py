@@ -43,17 +43,21 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from bot.daisysim import DaisySimClient, EndpointLimiter
+from bot.log_context import bound
+from bot.metrics import Metrics
 from bot.services import money
 from bot.services.errors import (
     AppError,
     NotYourActivation,
     PurchasePending,
     PurchaseRejected,
+    UpstreamBalanceExhausted,
 )
 from bot.services.money import PurchaseRequest
 from bot.services.purchase import (
     DEFAULT_CANCEL_LOCK_SECONDS,
     PurchaseDeferred,
+    SettleHook,
     send_held,
     settled,
 )
@@ -166,6 +170,7 @@ class PurchaseQueue:
     listener: QueueListener | None = None
     clock: Callable[[], float] = time.monotonic
     stats: QueueStats = field(default_factory=QueueStats)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         if self.max_places_per_wallet < 1:
@@ -327,16 +332,45 @@ class PurchaseQueue:
             return ticket.queued
         return await settled(self.repo, ticket.activation)
 
+    async def _send(
+        self, activation: Activation, *, on_settled: SettleHook | None = None
+    ) -> Activation:
+        """`send_held` for a direct or a served purchase, its outcome counted and its log
+        lines tagged with the activation."""
+        outcome = "bought"
+        with bound(activation_id=activation.id):
+            try:
+                return await send_held(
+                    self.repo,
+                    self.client,
+                    activation,
+                    cancel_lock_seconds=self.cancel_lock_seconds,
+                    on_settled=on_settled,
+                    defer=self._defer,
+                )
+            except PurchaseDeferred:
+                outcome = "deferred"
+                raise
+            except UpstreamBalanceExhausted:
+                outcome = "upstream_exhausted"
+                raise
+            except PurchaseRejected:
+                outcome = "rejected"
+                raise
+            except PurchasePending:
+                outcome = "unknown"
+                raise
+            except BaseException:
+                # Cancelled at shutdown or a bug: left to reconciliation either way.
+                outcome = "unknown"
+                raise
+            finally:
+                self.metrics.purchases.labels(outcome).inc()
+
     async def _send_direct(self, activation: Activation) -> Activation | Queued:
         self._reserved -= 1
         try:
-            return await send_held(
-                self.repo,
-                self.client,
-                activation,
-                cancel_lock_seconds=self.cancel_lock_seconds,
-                defer=self._defer,
-            )
+            return await self._send(activation)
         except PurchaseDeferred as exc:
             # A 429 on the way straight through: the buyer waits in line instead (at the
             # front, since their id is older than anyone who joined meanwhile).
@@ -466,9 +500,10 @@ class PurchaseQueue:
                 self._reserved += 1
                 reserved = True
                 await repo.queue.remove(tx, head.activation_id)
+                sent_at = time.time()
                 # Reconciliation's grace runs from here, not from the hold: the time spent
                 # in line the upstream never saw.
-                await repo.activations.mark_sent(tx, head.activation_id, now=time.time())
+                await repo.activations.mark_sent(tx, head.activation_id, now=sent_at)
                 activation = await repo.activations.get(head.activation_id, tx=tx)
                 assert activation is not None
                 # Before COMMIT: from here on reconciliation knows a call is coming.
@@ -480,6 +515,8 @@ class PurchaseQueue:
             if registered is not None:
                 self.db.inflight_purchases.pop(registered).set()
             raise
+        # A purchase put back after a 429 counts its whole wait from when it first joined.
+        self.metrics.queue_wait_seconds.observe(max(0.0, sent_at - head.joined_at))
         return activation
 
     async def _serve(self, activation: Activation) -> None:
@@ -487,14 +524,7 @@ class PurchaseQueue:
         # Nothing suspends from here to the limiter's acquire(): the reserved slot passes on.
         self._reserved -= 1
         try:
-            bought = await send_held(
-                self.repo,
-                self.client,
-                activation,
-                cancel_lock_seconds=self.cancel_lock_seconds,
-                on_settled=self._on_settled,
-                defer=self._defer,
-            )
+            bought = await self._send(activation, on_settled=self._on_settled)
         except PurchaseDeferred as exc:
             self._deferred(exc)
         except PurchaseRejected as exc:

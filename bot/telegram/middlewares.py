@@ -4,6 +4,10 @@
 the user and their wallet before any filter runs, so every handler declares `user`, `wallet`
 and `t` as typed parameters, and a banned user is stopped here with one polite line (except a
 payment Telegram has already taken, which is credited).
+
+`UpdateMetricsMiddleware` (outer, on every update) counts and times updates by type and binds
+the update and user ids for the log lines written while handling it; `BotAPIMetricsMiddleware`
+(on the bot's session) counts what Telegram refuses, 429s apart.
 """
 
 from __future__ import annotations
@@ -11,14 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 from aiogram.types import User as TgUser
 
 from bot.config import Settings
+from bot.log_context import bound
+from bot.metrics import Metrics
 from bot.services import wallet as wallet_service
 from bot.telegram.i18n import I18n, language_for
 from storage.repo import Repo
@@ -106,3 +120,51 @@ class InflightMiddleware(BaseMiddleware):
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+class UpdateMetricsMiddleware(BaseMiddleware):
+    """Counts and times each update by its type (message, callback_query, ...) and whether it
+    raised, and tags the log lines written meanwhile with the update and user ids. Outer, on
+    `dp.update`, after aiogram's own context middleware has found the user."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        kind = event.event_type
+        tg_user: TgUser | None = data.get("event_from_user")
+        started = time.monotonic()
+        outcome = "error"
+        with bound(update_id=event.update_id, user_id=tg_user.id if tg_user else None):
+            try:
+                result = await handler(event, data)
+                outcome = "ok"
+                return result
+            finally:
+                self._metrics.updates.labels(kind, outcome).inc()
+                self._metrics.update_seconds.labels(kind).observe(time.monotonic() - started)
+
+
+class BotAPIMetricsMiddleware(BaseRequestMiddleware):
+    """Every Bot API request, handlers' replies and the outbox's alike: failures by method
+    and error class, 429s (flood control) among them and also on their own."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except Exception as exc:
+            name = method.__api_method__
+            self._metrics.telegram_errors.labels(name, type(exc).__name__).inc()
+            if isinstance(exc, TelegramRetryAfter):
+                self._metrics.telegram_rate_limited.labels(name).inc()
+            raise

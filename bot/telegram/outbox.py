@@ -61,6 +61,7 @@ from aiogram.methods import (
 )
 from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 
+from bot.metrics import Metrics
 from bot.telegram.limits import Permit, TelegramLimiter, TelegramLimits, is_group_chat
 from storage.db import Transaction
 from storage.repo import Repo
@@ -251,9 +252,13 @@ class OutboxSender:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     stats: SenderStats = field(default_factory=SenderStats)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         self.limiter = TelegramLimiter(self.limits, clock=self.clock)
+        # When (clock) an attempt last came back, whatever its outcome: a backlog that grows
+        # old while this stands still is a stuck sender, not a busy one.
+        self.last_attempt_at: float | None = None
         self.db = self.repo.db
         self._repo = self.repo
         self._outbox = self.repo.outbox
@@ -641,6 +646,7 @@ class OutboxSender:
 
     async def _settle(self, item: OutboxItem, outcome: _Outcome) -> None:
         now = self.wall()
+        self.last_attempt_at = self.clock()
         attempts = item.attempts + 1
         status = outcome.status
         if status == "sent":
@@ -648,6 +654,9 @@ class OutboxSender:
                 self._marks_since = self.clock()
             self._marks.append(SentMark(item.id, outcome.message_id, now))
             self.stats.sent += 1
+            if item.kind == "code":
+                self.metrics.codes_delivered.inc()
+                self.metrics.code_delivery_seconds.observe(max(0.0, now - item.created_at))
         elif status == "retry":
             if outcome.pause:
                 self.stats.flood_waits += 1

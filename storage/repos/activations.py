@@ -352,3 +352,23 @@ class ActivationsRepo(RepoBase):
         )
         assert row is not None
         return Sales(count=int(row[0]), revenue_units=int(row[1]), cost_units=int(row[2]))
+
+    async def count_unsettled(self) -> int:
+        """Purchases sent upstream whose outcome is still unknown (`list_unsettled` without a
+        cut-off, counted): reconciliation's backlog."""
+        value = await self._db.fetch_value(
+            "SELECT COUNT(*) FROM activations WHERE state IN (SELECT value FROM json_each(?))"
+            " AND id NOT IN (SELECT activation_id FROM purchase_queue)",
+            (json_list(UNSETTLED_STATES),),
+        )
+        return int(value)
+
+    async def refund_counts(self) -> dict[tuple[str, str | None], int]:
+        """Refunded activations by (state, error_code): every refund path, read from the
+        ledger's one-refund-per-activation index."""
+        rows = await self._db.fetch_all(
+            "SELECT a.state, a.error_code, COUNT(*) FROM ledger AS l"
+            " JOIN activations AS a ON a.id = l.activation_id"
+            " WHERE l.kind = 'refund' GROUP BY a.state, a.error_code"
+        )
+        return {(str(r[0]), None if r[1] is None else str(r[1])): int(r[2]) for r in rows}

@@ -31,6 +31,8 @@ class OutboxItem:
     kind: str
     payload: dict[str, Any]
     attempts: int
+    # Unix time it was queued: a code's message is queued in the transaction that stored it.
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,13 @@ class SentMark:
     outbox_id: int
     message_id: int | None
     sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    pending: int  # not sent yet, retries waiting included
+    due: int  # of those, may go now
+    oldest_due_at: float | None  # when the oldest of those was queued
 
 
 class OutboxRepo(RepoBase):
@@ -84,7 +93,7 @@ class OutboxRepo(RepoBase):
         at `default_priority`) then oldest first; `after_id` for only those queued since the
         last look."""
         rows = await self._db.fetch_all(
-            "SELECT id, chat_id, kind, payload, attempts FROM outbox"
+            "SELECT id, chat_id, kind, payload, attempts, created_at FROM outbox"
             " WHERE state = 'pending' AND next_attempt_at <= ? AND id > ?"
             # A chat whose earlier message waits for its retry gets nothing before it, so a
             # chat reads its messages in the order they were queued.
@@ -109,6 +118,7 @@ class OutboxRepo(RepoBase):
                     kind=str(row["kind"]),
                     payload=payload if isinstance(payload, dict) else {},
                     attempts=int(row["attempts"]),
+                    created_at=float(row["created_at"]),
                 )
             )
         return items
@@ -202,3 +212,20 @@ class OutboxRepo(RepoBase):
     async def count_by_state(self) -> dict[str, int]:
         rows = await self._db.fetch_all("SELECT state, COUNT(*) FROM outbox GROUP BY state")
         return {str(row[0]): int(row[1]) for row in rows}
+
+    async def backlog(self, now: float) -> OutboxBacklog:
+        """How much waits to be sent, for `/metrics` and readiness."""
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS pending,"
+            " COALESCE(SUM(next_attempt_at <= ?), 0) AS due,"
+            " MIN(CASE WHEN next_attempt_at <= ? THEN created_at END) AS oldest_due"
+            " FROM outbox WHERE state = 'pending'",
+            (now, now),
+        )
+        assert row is not None
+        oldest = row["oldest_due"]
+        return OutboxBacklog(
+            pending=int(row["pending"]),
+            due=int(row["due"]),
+            oldest_due_at=None if oldest is None else float(oldest),
+        )
