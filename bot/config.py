@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     markup_percent: Decimal = Field(default=Decimal(0), ge=0, le=1000)
     markup_fixed: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    # User prices are rounded up to this after the markup: $0.01 means users see and pay cents.
+    price_step_usd: Decimal = Field(default=Decimal("0.01"), ge=Decimal("0.0001"), le=100)
     stars_per_usd: int = Field(default=80, ge=1, le=100_000)
     poll_min_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
     cancel_lock_seconds: float = Field(default=180.0, ge=0, le=86_400)
@@ -89,7 +91,9 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("markup_fixed", "low_balance_alert_usd", "sandbox_start_balance_usd")
+    @field_validator(
+        "markup_fixed", "price_step_usd", "low_balance_alert_usd", "sandbox_start_balance_usd"
+    )
     @classmethod
     def _four_decimals(cls, value: Decimal) -> Decimal:
         try:
@@ -121,6 +125,10 @@ class Settings(BaseSettings):
     @property
     def markup_fixed_units(self) -> int:
         return to_units(self.markup_fixed)
+
+    @property
+    def price_step_units(self) -> int:
+        return to_units(self.price_step_usd)
 
     @property
     def low_balance_alert_units(self) -> int:

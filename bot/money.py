@@ -41,20 +41,24 @@ def to_decimal(units: int) -> Decimal:
     return (Decimal(units) * _UNIT).quantize(_UNIT)
 
 
-def format_usd(units: int) -> str:
-    """`$1.85`, `$1.083`, `$0.0001`: at least 2 decimals, at most 4, never rounded."""
-    sign = "-" if units < 0 else ""
-    text = f"{abs(to_decimal(units)):.4f}"
-    whole, frac = text.split(".")
-    frac = frac.rstrip("0").ljust(2, "0")
-    return f"{sign}${whole}.{frac}"
+def round_up(units: int, step_units: int) -> int:
+    """`units` rounded up to a whole number of `step_units` (1 leaves every amount as it is)."""
+    if step_units < 1:
+        raise MoneyError(f"the price step must be at least one unit, not {step_units}")
+    return -(-units // step_units) * step_units
 
 
-def apply_markup(upstream_units: int, percent: Decimal, fixed_units: int) -> int:
-    """User price = upstream × (1 + percent/100) + fixed, rounded up to the ledger unit."""
+def apply_markup(
+    upstream_units: int, percent: Decimal, fixed_units: int, step_units: int = 1
+) -> int:
+    """User price = upstream × (1 + percent/100) + fixed, rounded up to `step_units`.
+
+    With the default PRICE_STEP_USD of $0.01 (100 units) every price a user sees is in cents
+    and exactly that is charged: 15 % + $0.05 on $1.85 is $2.1775, shown and charged $2.18.
+    """
     if upstream_units < 0 or fixed_units < 0 or percent < 0:
         raise MoneyError("markup inputs must not be negative")
     scaled = (Decimal(upstream_units) * (Decimal(100) + percent) / Decimal(100)).to_integral_value(
         rounding=ROUND_CEILING
     )
-    return int(scaled) + fixed_units
+    return round_up(int(scaled) + fixed_units, step_units)

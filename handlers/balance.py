@@ -7,12 +7,10 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.telegram.callbacks import MenuAction, MenuCb
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import balance_keyboard
 from bot.telegram.replies import edit_or_send
-from bot.telegram.texts import format_date
 from storage.models import FAILED, Activation, LedgerEntry, Wallet
 from storage.repo import Repo
 
@@ -31,16 +29,16 @@ _KINDS = frozenset(
 )
 
 
-def _signed(units: int) -> str:
-    return f"+{format_usd(units)}" if units > 0 else format_usd(units)
+def _signed(t: Translator, units: int) -> str:
+    return f"+{t.usd(units)}" if units > 0 else t.usd(units)
 
 
 def _entry(t: Translator, entry: LedgerEntry) -> str:
     kind = entry.kind if entry.kind in _KINDS else "other"
     return t(
         "balance-entry",
-        date=format_date(entry.created_at),
-        amount=_signed(entry.amount),
+        date=t.when(entry.created_at),
+        amount=_signed(t, entry.amount),
         kind=t.plain(f"ledger-kind-{kind}"),
     )
 
@@ -68,8 +66,8 @@ async def _lines(t: Translator, repo: Repo, entries: list[LedgerEntry]) -> tuple
             lines.append(
                 t(
                     "balance-entry-not-bought",
-                    date=format_date(entry.created_at),
-                    amount=_signed(0),
+                    date=t.when(entry.created_at),
+                    amount=_signed(t, 0),
                     service=activation.service_name,
                 )
             )
@@ -93,7 +91,7 @@ async def balance_view(
     else:
         body = t("balance-empty")
     howto = t("balance-topup-sandbox" if settings.sandbox_mode else "balance-topup-admin")
-    text = t("balance-text", balance=format_usd(current.balance))
+    text = t("balance-text", balance=t.usd(current.balance))
     return f"{text}\n\n{body}\n\n{howto}", balance_keyboard(t)
 
 

@@ -20,7 +20,6 @@ from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import ErrorEvent, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.daisysim import DaisySimError, RateLimited
-from bot.money import format_usd
 from bot.services.errors import (
     ActivationNotActive,
     ActivationNotFound,
@@ -46,8 +45,8 @@ def describe(exc: Exception, t: Translator) -> str | None:
     if isinstance(exc, InsufficientFunds):
         return t(
             "buy-insufficient",
-            price=format_usd(exc.needed),
-            balance=format_usd(exc.balance),
+            price=t.usd(exc.needed),
+            balance=t.usd(exc.balance),
             howto=t("balance-topup-admin"),
         )
     if isinstance(exc, NotYourActivation):

@@ -6,12 +6,10 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.money import format_usd
 from bot.telegram.callbacks import HistoryCb, HistoryFilter, MenuAction, MenuCb
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import history_keyboard
 from bot.telegram.replies import edit_or_send
-from bot.telegram.texts import format_date
 from storage.models import ACTIVE_STATES, REFUNDED_STATES, Activation, User
 from storage.repo import Repo
 
@@ -29,8 +27,8 @@ def _line(t: Translator, activation: Activation) -> str:
     args: dict[str, str | int] = {
         "service": activation.service_name,
         "phone": activation.phone_number or t.plain("card-no-number"),
-        "price": format_usd(activation.user_price),
-        "date": format_date(activation.created_at),
+        "price": t.usd(activation.user_price),
+        "date": t.when(activation.created_at),
     }
     if activation.code:
         return t("numbers-line-code", code=activation.code, **args)

@@ -6,7 +6,6 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.money import format_usd
 from bot.services.errors import NotYourActivation
 from bot.services.purchase_queue import LEFT_QUEUE, NotQueued, PurchaseQueue
 from bot.telegram.callbacks import QueueAction, QueueCb
@@ -35,7 +34,7 @@ async def leave(
         if exc.activation.state != "purchasing":
             await edit_card(query, exc.activation, t)
         return
-    callback_answer.text = t.plain("queue-left-answer", price=format_usd(activation.user_price))
+    callback_answer.text = t.plain("queue-left-answer", price=t.usd(activation.user_price))
     await edit_card(query, activation, t)
 
 

@@ -20,7 +20,6 @@ from aiogram.types import (
 )
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.notify import UncreditedPayment
 from bot.services.topup import (
@@ -50,7 +49,7 @@ def topup_keyboard(t: Translator, settings: Settings) -> InlineKeyboardMarkup:
             button(
                 t.plain(
                     "topup-amount-button",
-                    price=format_usd(units),
+                    price=t.usd(units),
                     stars=new_invoice(0, units, settings.stars_per_usd).stars,
                 ),
                 TopupCb(units=units),
@@ -127,9 +126,9 @@ async def successful_payment(
 
     def render(after: Wallet, payment: Payment) -> dict[str, Any]:
         args: dict[str, str | int] = {
-            "amount": format_usd(payment.amount_units),
+            "amount": t.usd(payment.amount_units),
             "stars": payment.stars,
-            "balance": format_usd(after.balance),
+            "balance": t.usd(after.balance),
         }
         if in_group:
             text = t("group-paid", name=user.first_name, **args)

@@ -214,7 +214,8 @@ def parse_markup(text: str) -> Markup:
 async def current_markup(repo: Repo, settings: Settings) -> MarkupSetting:
     stored_percent = await repo.settings.get(MARKUP_PERCENT_KEY)
     stored_fixed = await repo.settings.get(MARKUP_FIXED_UNITS_KEY)
-    markup = Markup(settings.markup_percent, settings.markup_fixed_units)
+    step = settings.price_step_units
+    markup = Markup(settings.markup_percent, settings.markup_fixed_units, step)
     if stored_percent is not None or stored_fixed is not None:
         try:
             percent = Decimal(stored_percent) if stored_percent is not None else markup.percent
@@ -225,7 +226,7 @@ async def current_markup(repo: Repo, settings: Settings) -> MarkupSetting:
             if stored_fixed is not None and stored_fixed.isdigit()
             else markup.fixed_units
         )
-        return MarkupSetting(Markup(percent, fixed), stored=True)
+        return MarkupSetting(Markup(percent, fixed, step), stored=True)
     return MarkupSetting(markup, stored=False)
 
 

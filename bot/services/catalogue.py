@@ -115,9 +115,12 @@ class Quote:
 class Markup:
     percent: Decimal
     fixed_units: int
+    # PRICE_STEP_USD in units: the user price is rounded up to it (an environment setting,
+    # not part of what the admin stores).
+    step_units: int = 1
 
     def apply(self, upstream_units: int) -> int:
-        return apply_markup(upstream_units, self.percent, self.fixed_units)
+        return apply_markup(upstream_units, self.percent, self.fixed_units, self.step_units)
 
 
 @dataclass(slots=True)
@@ -214,7 +217,7 @@ class Catalogue:
                 fixed = int(stored_fixed)
             else:
                 logger.warning("ignoring bad stored %s=%r", MARKUP_FIXED_UNITS_KEY, stored_fixed)
-        return Markup(percent, fixed)
+        return Markup(percent, fixed, self._settings.price_step_units)
 
     async def services(self, country: str) -> list[Service]:
         """Every service with user prices, popular ones first, then by name."""

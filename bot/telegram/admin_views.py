@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.topup import BadAmount
 from bot.telegram.callbacks import AdminAction, AdminCb
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import button, markup
-from bot.telegram.texts import format_date
 from storage.models import User
 from storage.repo import Repo
 
@@ -24,7 +22,7 @@ def back_to_user(t: Translator, user_id: int) -> InlineKeyboardButton:
 
 
 def amount_problem(t: Translator, exc: BadAmount) -> str:
-    return t(f"admin-amount-{exc.reason}", text=exc.text[:32], max=format_usd(exc.max_units))
+    return t(f"admin-amount-{exc.reason}", text=exc.text[:32], max=t.usd(exc.max_units))
 
 
 def _user_status(t: Translator, user: User) -> str:
@@ -48,8 +46,8 @@ async def card_view(
         username=f"@{user.username}" if user.username else "—",
         id=user.id,
         language=user.language or "—",
-        joined=format_date(user.created_at),
-        balance=format_usd(card.balance),
+        joined=t.when(user.created_at),
+        balance=t.usd(card.balance),
         purchases=card.purchases,
         payments=card.payments,
         status=_user_status(t, user),

@@ -17,7 +17,6 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.services.buying import (
     Bought,
     Buying,
@@ -180,8 +179,8 @@ class BuyView:
                     t(
                         "buy-price-changed",
                         name=quote.service.name,
-                        price=format_usd(quote.price_units),
-                        old=format_usd(shown),
+                        price=t.usd(quote.price_units),
+                        old=t.usd(shown),
                     ),
                     confirm_price_keyboard(
                         t, country, quote.service, quote.provider_id, quote.price_units
@@ -193,15 +192,15 @@ class BuyView:
                         t(
                             "group-insufficient",
                             name=self.user.first_name,
-                            price=format_usd(needed),
-                            balance=format_usd(balance),
+                            price=t.usd(needed),
+                            balance=t.usd(balance),
                         )
                     )
                 else:
                     text = t(
                         "buy-insufficient",
-                        price=format_usd(needed),
-                        balance=format_usd(balance),
+                        price=t.usd(needed),
+                        balance=t.usd(balance),
                         howto=topup_howto(t, self.settings),
                     )
                     await self.say(text, insufficient_keyboard(t, country))
@@ -210,9 +209,9 @@ class BuyView:
                     t(
                         "group-limit-reached",
                         name=self.user.first_name,
-                        limit=format_usd(limit),
-                        spent=format_usd(spent),
-                        price=format_usd(needed),
+                        limit=t.usd(limit),
+                        spent=t.usd(spent),
+                        price=t.usd(needed),
                     )
                 )
             case LineFull(limit=limit):

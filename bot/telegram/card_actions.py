@@ -17,7 +17,6 @@ from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.daisysim import COMPLETED, DaisySimClient, DaisySimError, RateLimited
-from bot.money import format_usd
 from bot.services import activation as activation_service
 from bot.services.errors import (
     ActivationNotActive,
@@ -251,7 +250,7 @@ async def _cancel(
     if after.state == "completed":
         tap.toast(t.plain("card-cancel-code"))
     elif after.state in ("cancelled", "expired"):
-        tap.toast(t.plain(cancelled_key, price=format_usd(after.user_price)))
+        tap.toast(t.plain(cancelled_key, price=t.usd(after.user_price)))
     else:
         tap.toast(t.plain("card-finished"))
     await edit_card(query, after, t)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.money import format_usd
 from bot.services import groups as group_service
 from bot.services.topup import BadAmount, parse_amount
 from bot.telegram.callbacks import GroupAction, GroupCb
@@ -23,7 +22,7 @@ def back_row(t: Translator) -> list[InlineKeyboardButton]:
 def limit_text(t: Translator, limit: int | None) -> str:
     if limit is None:
         return t.plain("group-no-limit")
-    return format_usd(limit)
+    return t.usd(limit)
 
 
 async def group_context(repo: Repo, message: Message) -> tuple[Chat, Wallet]:
@@ -46,13 +45,13 @@ async def panel_view(
         t(
             "group-panel",
             title=chat.title or "",
-            balance=format_usd(current.balance),
+            balance=t.usd(current.balance),
             limit=limit_text(t, chat.member_daily_limit_units),
-            spent=format_usd(today.spent),
+            spent=t.usd(today.spent),
         )
     ]
     if today.remaining is not None:
-        lines.append(t("group-panel-left", left=format_usd(today.remaining)))
+        lines.append(t("group-panel-left", left=t.usd(today.remaining)))
     if note:
         lines.insert(0, note + "\n")
     keyboard = markup(
@@ -90,6 +89,6 @@ async def command_amount(message: Message, text: str, t: Translator) -> int | No
         return parse_amount(text)
     except BadAmount as exc:
         await message.reply(
-            t(f"admin-amount-{exc.reason}", text=exc.text[:32], max=format_usd(exc.max_units))
+            t(f"admin-amount-{exc.reason}", text=exc.text[:32], max=t.usd(exc.max_units))
         )
         return None

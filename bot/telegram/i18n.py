@@ -12,11 +12,18 @@ import html
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_currency
 from fluent.runtime import FluentBundle, FluentResource
 from fluent.syntax import ast as ftl
+
+from bot.money import to_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +59,22 @@ class Translator:
         """Text for button labels and callback answers, which Telegram does not parse as HTML."""
         return self._format(key, dict(args))
 
+    def usd(self, units: int) -> str:
+        """An amount in the user's language: "$1,234.50" / "1 234,50 $"; two decimals, up to
+        four when the amount has them (an upstream cost of $1.083 is never shown rounded)."""
+        return format_currency(
+            to_decimal(units),
+            "USD",
+            format=_currency_pattern(self.lang),
+            locale=self.lang,
+            currency_digits=False,
+        )
+
+    def when(self, timestamp: float) -> str:
+        """A UTC time in the user's language: "Dec 4, 2026 13:05" / "4 дек. 2026 г. 13:05"."""
+        moment = datetime.fromtimestamp(timestamp, UTC)
+        return f"{format_date(moment, 'medium', locale=self.lang)} {moment:%H:%M}"
+
     def _format(self, key: str, args: Mapping[str, Arg]) -> str:
         if not self._bundle.has_message(key):
             # A missing key is a bug, but showing the key beats crashing the user's update.
@@ -65,6 +88,14 @@ class Translator:
         for error in errors:
             logger.error("translation %s for %s: %s", key, self.lang, error)
         return str(text)
+
+
+@cache
+def _currency_pattern(lang: str) -> str:
+    # The locale's own currency pattern (sign, symbol side, grouping), with the two fixed
+    # decimals widened to "up to four".
+    pattern = str(Locale.parse(lang).currency_formats["standard"].pattern)
+    return pattern.split(";")[0].replace("0.00", "0.00##")
 
 
 class I18n:

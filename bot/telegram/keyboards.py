@@ -9,7 +9,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.daisysim import Country
-from bot.money import format_usd
 from bot.services.catalogue import Pool, Service
 from bot.telegram.callbacks import (
     ActAction,
@@ -93,7 +92,7 @@ def buy_button(
 
 
 def service_label(t: Translator, service: Service) -> str:
-    price = format_usd(service.price_units)
+    price = t.usd(service.price_units)
     if not service.multi_pool:
         return t.plain("service-button", name=service.name, price=price)
     if not service.available:
@@ -160,7 +159,7 @@ def services_keyboard(
 
 def pool_label(t: Translator, pool: Pool) -> str:
     return t.plain(
-        "pool-button", pool=pool.provider_id, price=format_usd(pool.price_units), count=pool.count
+        "pool-button", pool=pool.provider_id, price=t.usd(pool.price_units), count=pool.count
     )
 
 
@@ -177,7 +176,7 @@ def pools_keyboard(
     in_stock = service.pools_in_stock(excluding=excluding)
     if in_stock or not service.pools:
         cheapest = buy_button(
-            t.plain("pool-cheapest-button", price=format_usd(service.price_units)),
+            t.plain("pool-cheapest-button", price=t.usd(service.price_units)),
             country,
             service,
             None,
@@ -225,9 +224,7 @@ def _buy_or_back(
 ) -> InlineKeyboardMarkup:
     """A buy button labelled `key` with the price (when it fits), then back to the list."""
     rows: Rows = []
-    buy = buy_button(
-        t.plain(key, price=format_usd(price_units)), country, service, pool, price_units
-    )
+    buy = buy_button(t.plain(key, price=t.usd(price_units)), country, service, pool, price_units)
     if buy is not None:
         rows.append([buy])
     rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=0))])

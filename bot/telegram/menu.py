@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.telegram.i18n import Translator
 from bot.telegram.texts import format_duration
 from storage.models import Wallet
 
 
 def menu_text(t: Translator, settings: Settings, wallet: Wallet) -> str:
-    text = t("menu-text", balance=format_usd(wallet.balance))
+    text = t("menu-text", balance=t.usd(wallet.balance))
     if settings.sandbox_mode:
         text = f"{text}\n\n{t('sandbox-badge')}"
     return text

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.money import format_usd
 from bot.services.notify import (
     AdminAlert,
     LowUpstreamBalance,
@@ -97,7 +96,7 @@ class TelegramNotifier:
             _REFUND_TEXT[reason],
             service=activation.service_name,
             phone=activation.phone_number or "",
-            price=format_usd(activation.user_price),
+            price=t.usd(activation.user_price),
             waited=format_duration(waited),
         )
         chat_id = chat_of(activation)
@@ -207,8 +206,8 @@ def _alert_text(t: Translator, alert: AdminAlert) -> str:
         case LowUpstreamBalance(balance_units=balance, threshold_units=threshold):
             return t(
                 "admin-alert-low-balance",
-                balance=format_usd(balance),
-                threshold=format_usd(threshold),
+                balance=t.usd(balance),
+                threshold=t.usd(threshold),
             )
         case UncreditedPayment(charge_id=charge, user_id=user, stars=stars, reason=reason):
             return t("admin-alert-payment", charge=charge, user=user, stars=stars, reason=reason)

@@ -27,7 +27,6 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from babel import Locale
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.errors import PurchaseRejected
 from bot.services.notify import Notifier
@@ -93,7 +92,7 @@ def render_place(
     text = t(
         "queue-text",
         service=activation.service_name,
-        price=format_usd(activation.user_price),
+        price=t.usd(activation.user_price),
         place=place,
         ordinal=ordinal_category(t.lang, place),
         wait=wait_text(t, wait),

@@ -6,7 +6,7 @@ from aiogram import Bot
 from aiogram.types import LabeledPrice, Message
 
 from bot.config import Settings
-from bot.money import UNITS_PER_USD, format_usd
+from bot.money import UNITS_PER_USD
 from bot.services.topup import STARS_CURRENCY, STARS_PRESETS_USD, new_invoice
 from bot.telegram.i18n import Translator
 from storage.models import Wallet
@@ -33,7 +33,7 @@ async def send_stars_invoice(
     """An invoice in Stars (currency XTR, no provider token) for `units` of balance on
     `wallet`; whoever pays it, it credits that wallet."""
     invoice = new_invoice(wallet.id, units, settings.stars_per_usd)
-    price = format_usd(units)
+    price = t.usd(units)
     prefix = "group-invoice" if for_group else "topup-invoice"
     return await bot.send_invoice(
         chat_id,

@@ -6,12 +6,10 @@ card or send a code exactly as the handlers do, and tests can call them without 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Protocol
 
 from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.money import format_usd
 from bot.services.buying import again_nonce
 from bot.services.catalogue import service_ref
 from bot.telegram.callbacks import ActAction, ActCb, BuyCb
@@ -68,10 +66,6 @@ def format_countdown(seconds: float) -> str:
     return format_duration(whole + 1 if seconds > whole else whole)
 
 
-def format_date(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")
-
-
 def cancel_wait(activation: CardActivation, now: float) -> float:
     """Seconds until the cancel lock ends (0 when cancelling is allowed)."""
     if activation.cancel_after is None:
@@ -86,7 +80,7 @@ def paid_by_group(activation: CardActivation) -> bool:
 
 
 def status_text(activation: CardActivation, t: Translator) -> str:
-    return t(f"card-status-{activation.state}", price=format_usd(activation.user_price))
+    return t(f"card-status-{activation.state}", price=t.usd(activation.user_price))
 
 
 def render_card(
@@ -105,7 +99,7 @@ def render_card(
     args: dict[str, str | int] = {
         "service": activation.service_name,
         "phone": activation.phone_number or t.plain("card-no-number"),
-        "price": format_usd(activation.user_price),
+        "price": t.usd(activation.user_price),
         "status": status_text(activation, t),
         "elapsed": format_duration(elapsed),
     }
@@ -168,7 +162,7 @@ def buy_again_button(activation: CardActivation, t: Translator) -> InlineKeyboar
     except ValueError:
         return None
     key = "card-buy-again-group-button" if paid_by_group(activation) else "card-buy-again-button"
-    label = t.plain(key, price=format_usd(activation.user_price))
+    label = t.plain(key, price=t.usd(activation.user_price))
     return InlineKeyboardButton(text=label, callback_data=data)
 
 

@@ -11,7 +11,6 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.telegram.callbacks import AdminAction, AdminCb
 from bot.telegram.i18n import Translator
@@ -23,9 +22,7 @@ logger = logging.getLogger(__name__)
 async def send_export(bot: Bot, chat_id: int, t: Translator, repo: Repo, days: int | None) -> None:
     since = time.time() - days * 86_400 if days else None
     export = await admin_service.export_ledger(repo, since=since)
-    caption = t(
-        "admin-export-caption", entries=export.entries, total=format_usd(export.total_units)
-    )
+    caption = t("admin-export-caption", entries=export.entries, total=t.usd(export.total_units))
     try:
         await bot.send_document(
             chat_id,

@@ -15,7 +15,6 @@ from apscheduler.schedulers.base import BaseScheduler
 
 from bot.config import Settings
 from bot.daisysim import DaisySimClient
-from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.telegram.admin_alerts import (
     LOW_BALANCE_CHECK_SECONDS,
@@ -57,24 +56,22 @@ def stats_text(t: Translator, stats: admin_service.Stats, settings: Settings) ->
             reachable=stats.active_users,
             active=stats.active_activations,
             today_count=stats.today.count,
-            today_revenue=format_usd(stats.today.revenue_units),
-            today_cost=format_usd(stats.today.cost_units),
-            today_margin=format_usd(stats.today_margin),
+            today_revenue=t.usd(stats.today.revenue_units),
+            today_cost=t.usd(stats.today.cost_units),
+            today_margin=t.usd(stats.today_margin),
             month_count=stats.month.count,
-            month_revenue=format_usd(stats.month.revenue_units),
-            month_cost=format_usd(stats.month.cost_units),
-            month_margin=format_usd(stats.month_margin),
-            held=format_usd(stats.user_balances),
+            month_revenue=t.usd(stats.month.revenue_units),
+            month_cost=t.usd(stats.month.cost_units),
+            month_margin=t.usd(stats.month_margin),
+            held=t.usd(stats.user_balances),
         )
     ]
     if stats.upstream_balance is None:
         lines.append(t("admin-upstream-unavailable"))
     else:
-        lines.append(t("admin-upstream", balance=format_usd(stats.upstream_balance)))
+        lines.append(t("admin-upstream", balance=t.usd(stats.upstream_balance)))
         if stats.upstream_balance < settings.low_balance_alert_units:
-            lines.append(
-                t("admin-upstream-low", threshold=format_usd(settings.low_balance_alert_units))
-            )
+            lines.append(t("admin-upstream-low", threshold=t.usd(settings.low_balance_alert_units)))
     return "\n".join(lines)
 
 

@@ -9,7 +9,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.telegram.admin_views import back_home
 from bot.telegram.callbacks import AdminAction, AdminCb
@@ -26,9 +25,9 @@ def markup_text(t: Translator, current: admin_service.MarkupSetting) -> str:
     return t(
         "admin-markup-text",
         percent=str(setting.percent),
-        fixed=format_usd(setting.fixed_units),
+        fixed=t.usd(setting.fixed_units),
         source=t.plain("admin-markup-stored" if current.stored else "admin-markup-env"),
-        example=format_usd(setting.apply(10_000)),
+        example=t.usd(setting.apply(10_000)),
     )
 
 

@@ -10,7 +10,6 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.money import format_usd
 from bot.services.errors import InsufficientFunds
 from bot.services.topup import (
     AlreadyRefundedUpstream,
@@ -28,7 +27,6 @@ from bot.telegram.keyboards import button, markup
 from bot.telegram.notices import payment_notice
 from bot.telegram.outbox import OutboxSender, message_payload
 from bot.telegram.replies import edit_or_send
-from bot.telegram.texts import format_date
 from storage.db import Database
 from storage.models import Payment, User, Wallet
 from storage.repo import Repo
@@ -40,9 +38,9 @@ def payment_line(t: Translator, payment: Payment) -> str:
     return t(
         "admin-payment-line",
         id=payment.id,
-        date=format_date(payment.created_at),
+        date=t.when(payment.created_at),
         stars=payment.stars,
-        amount=format_usd(payment.amount_units),
+        amount=t.usd(payment.amount_units),
         status=t.plain(f"admin-payment-{payment.status}"),
     )
 
@@ -86,7 +84,7 @@ def refund_confirm(t: Translator, payment: Payment) -> tuple[str, InlineKeyboard
         "admin-refund-confirm",
         id=payment.id,
         stars=payment.stars,
-        amount=format_usd(payment.amount_units),
+        amount=t.usd(payment.amount_units),
         user=payment.user_id,
     )
     ok = button(
@@ -149,8 +147,8 @@ async def do_refund(
         text = pt(
             "topup-refunded",
             stars=done.stars,
-            amount=format_usd(done.amount_units),
-            balance=format_usd(after.balance),
+            amount=t.usd(done.amount_units),
+            balance=t.usd(after.balance),
         )
         return message_payload(text)
 
@@ -167,8 +165,8 @@ async def do_refund(
     except InsufficientFunds as exc:
         return t(
             "admin-refund-no-funds",
-            amount=format_usd(exc.needed),
-            balance=format_usd(exc.balance),
+            amount=t.usd(exc.needed),
+            balance=t.usd(exc.balance),
         )
     except RefundRefused as exc:
         return t("admin-refund-refused", reason=exc.message)
@@ -181,8 +179,8 @@ async def do_refund(
         "admin-refund-done",
         id=payment_id,
         stars=result.payment.stars,
-        amount=format_usd(result.payment.amount_units),
-        balance=format_usd(result.wallet.balance),
+        amount=t.usd(result.payment.amount_units),
+        balance=t.usd(result.wallet.balance),
     )
 
 

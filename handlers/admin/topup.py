@@ -11,7 +11,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.money import format_usd
 from bot.services import admin as admin_service
 from bot.services.money import Movement, NoticeHook
 from bot.services.topup import BadAmount, admin_topup, parse_amount
@@ -31,7 +30,7 @@ from storage.repo import Repo
 
 def topup_amounts_keyboard(t: Translator, user_id: int) -> InlineKeyboardMarkup:
     amounts = [
-        button(format_usd(units), AdminCb(action=AdminAction.TOPUP_AMOUNT, id=user_id, units=units))
+        button(t.usd(units), AdminCb(action=AdminAction.TOPUP_AMOUNT, id=user_id, units=units))
         for units in preset_units()
     ]
     other = AdminCb(action=AdminAction.TOPUP_OTHER, id=user_id)
@@ -46,10 +45,10 @@ def topup_amounts_keyboard(t: Translator, user_id: int) -> InlineKeyboardMarkup:
 
 
 def topup_confirm(t: Translator, user: User, units: int) -> tuple[str, InlineKeyboardMarkup]:
-    text = t("admin-topup-confirm", name=user.first_name, id=user.id, amount=format_usd(units))
+    text = t("admin-topup-confirm", name=user.first_name, id=user.id, amount=t.usd(units))
     # The nonce makes this one button credit once, however often it is tapped.
     ok = button(
-        t.plain("admin-confirm-button", amount=format_usd(units)),
+        t.plain("admin-confirm-button", amount=t.usd(units)),
         AdminCb(action=AdminAction.TOPUP_AMOUNT, id=user.id, units=units, nonce=new_nonce()),
     )
     return text, markup([[ok], [back_to_user(t, user.id)]])
@@ -59,8 +58,8 @@ def _topup_notice(repo: Repo, i18n: I18n, user: User, units: int) -> NoticeHook:
     t = i18n.translator(user.language)
 
     def render(moved: Movement) -> dict[str, Any]:
-        balance = format_usd(moved.wallet.balance)
-        return message_payload(t("topup-admin-notice", amount=format_usd(units), balance=balance))
+        balance = t.usd(moved.wallet.balance)
+        return message_payload(t("topup-admin-notice", amount=t.usd(units), balance=balance))
 
     return movement_notice(repo, user.id, render, dedupe="topup")
 
@@ -95,8 +94,8 @@ async def do_topup(
     return t(
         "admin-topup-done",
         name=user.first_name,
-        amount=format_usd(units),
-        balance=format_usd(result.wallet.balance),
+        amount=t.usd(units),
+        balance=t.usd(result.wallet.balance),
     )
 
 

@@ -11,7 +11,6 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.money import format_usd
 from bot.services import groups as group_service
 from bot.services.catalogue import Catalogue, page_of
 from bot.telegram.buy_flow import BuyFlow
@@ -41,10 +40,8 @@ async def services_view(
     current = await repo.wallets.get(wallet.id) or wallet
     text = t(
         "group-services",
-        balance=format_usd(current.balance),
-        left=(
-            t.plain("group-no-limit") if today.remaining is None else format_usd(today.remaining)
-        ),
+        balance=t.usd(current.balance),
+        left=(t.plain("group-no-limit") if today.remaining is None else t.usd(today.remaining)),
     )
     if pages > 1:
         text += "\n" + t("services-page", page=page + 1, pages=pages)

@@ -9,7 +9,6 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
-from bot.money import format_usd
 from bot.services import groups as group_service
 from bot.services.errors import InsufficientFunds
 from bot.services.topup import stars_for
@@ -29,13 +28,13 @@ async def fund_amounts(
 ) -> None:
     amounts = [
         button(
-            format_usd(units),
+            t.usd(units),
             GroupCb(action=GroupAction.FUND_AMOUNT, units=units, nonce=new_nonce()),
         )
         for units in preset_units()
     ]
     # The presser's own balance is theirs to see, not the group's: in the answer only.
-    callback_answer.text = t.plain("group-your-balance", balance=format_usd(wallet.balance))
+    callback_answer.text = t.plain("group-your-balance", balance=t.usd(wallet.balance))
     await edit_or_send(query, t("group-fund-text"), markup([amounts[:2], amounts[2:], back_row(t)]))
 
 
@@ -54,16 +53,14 @@ async def fund(
             repo, chat_id=chat.id, from_user_id=user.id, amount_units=units, key=key
         )
     except InsufficientFunds as exc:
-        return t(
-            "group-fund-insufficient", amount=format_usd(units), balance=format_usd(exc.balance)
-        )
+        return t("group-fund-insufficient", amount=t.usd(units), balance=t.usd(exc.balance))
     if result.duplicate:
         return t("group-fund-duplicate")
     return t(
         "group-funded",
         name=user.first_name,
-        amount=format_usd(units),
-        balance=format_usd(result.counterparty.balance if result.counterparty else 0),
+        amount=t.usd(units),
+        balance=t.usd(result.counterparty.balance if result.counterparty else 0),
     )
 
 
@@ -113,7 +110,7 @@ async def stars_amounts(query: CallbackQuery, t: Translator, settings: Settings)
             button(
                 t.plain(
                     "topup-amount-button",
-                    price=format_usd(units),
+                    price=t.usd(units),
                     stars=stars_for(units, settings.stars_per_usd),
                 ),
                 GroupCb(action=GroupAction.STARS_AMOUNT, units=units),

@@ -8,7 +8,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.money import UNITS_PER_USD, format_usd
+from bot.money import UNITS_PER_USD
 from bot.services import groups as group_service
 from bot.services.topup import BadAmount
 from bot.telegram.callbacks import GroupAction, GroupCb
@@ -32,7 +32,7 @@ LIMIT_PRESETS_USD = (1, 2, 5, 10, 25)
 async def limit_choices(query: CallbackQuery, t: Translator) -> None:
     presets = [
         button(
-            format_usd(usd * UNITS_PER_USD),
+            t.usd(usd * UNITS_PER_USD),
             GroupCb(action=GroupAction.LIMIT_SET, units=usd * UNITS_PER_USD),
         )
         for usd in LIMIT_PRESETS_USD

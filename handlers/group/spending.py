@@ -6,7 +6,6 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
-from bot.money import format_usd
 from bot.services import groups as group_service
 from bot.telegram.callbacks import GroupAction, GroupCb
 from bot.telegram.group_views import back_row
@@ -27,10 +26,10 @@ async def spending_text(repo: Repo, chat_id: int, t: Translator) -> str:
     lines = [
         t(
             "group-spending",
-            balance=format_usd(report.wallet.balance),
-            today=format_usd(report.today_units),
-            month=format_usd(report.month_units),
-            funded=format_usd(report.funded_month),
+            balance=t.usd(report.wallet.balance),
+            today=t.usd(report.today_units),
+            month=t.usd(report.month_units),
+            funded=t.usd(report.funded_month),
         )
     ]
     if report.today:
@@ -40,7 +39,7 @@ async def spending_text(repo: Repo, chat_id: int, t: Translator) -> str:
                 "group-spending-line",
                 name=names.get(m.user_id, str(m.user_id)),
                 count=m.count,
-                amount=format_usd(m.units),
+                amount=t.usd(m.units),
             )
             for m in report.today
         )
@@ -51,7 +50,7 @@ async def spending_text(repo: Repo, chat_id: int, t: Translator) -> str:
                 "group-spending-line",
                 name=names.get(m.user_id, str(m.user_id)),
                 count=m.count,
-                amount=format_usd(m.units),
+                amount=t.usd(m.units),
             )
             for m in report.month
         )

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from bot.app import App
 from bot.emulator import BotAPIEmulator
-from bot.money import apply_markup, format_usd
+from bot.money import apply_markup
 from bot.sandbox import Sandbox
 from bot.services.catalogue import MARKUP_FIXED_UNITS_KEY, MARKUP_PERCENT_KEY
 from tests.conftest import DAISYSIM_KEY
@@ -96,8 +96,8 @@ async def test_pinned_pool_out_of_stock_offers_alternatives_then_cheapest_is_bou
     await alice.press(services, "WhatsApp 3")
     pools = await alice.wait_for_edit(services)
     labels = [b.text for b in pools.all_buttons]
-    assert labels[0] == "⚡ Cheapest available — $1.083"
-    assert "Pool 3109 — $1.083 · 4,000 left" in labels
+    assert labels[0] == "⚡ Cheapest available — $1.09"
+    assert "Pool 3109 — $1.09 · 4,000 left" in labels
     assert "Pool 2617 — $3.60 · 344 left" in labels
 
     # The pool empties between showing the picker and the tap.
@@ -201,8 +201,9 @@ async def test_markup_is_the_same_number_on_the_button_the_card_and_the_ledger(
 ) -> None:
     await bot_app.repo.settings.set(MARKUP_PERCENT_KEY, "12.5")
     await bot_app.repo.settings.set(MARKUP_FIXED_UNITS_KEY, "500")
-    price = apply_markup(10_830, Decimal("12.5"), 500)
-    shown = format_usd(price)
+    price = apply_markup(10_830, Decimal("12.5"), 500, 100)
+    assert price == 12_700  # $1.218375 + $0.05, up to the cent
+    shown = "$1.27"
     alice, menu = await start(emulator, bot_app, 1007)
     services = await open_services(alice, menu)
     await alice.press(services, "WhatsApp 3")
@@ -225,11 +226,39 @@ async def test_markup_from_the_environment(app_factory, emulator: BotAPIEmulator
     async with app_factory(markup_percent="10", markup_fixed="0.01") as app:
         alice, menu = await start(emulator, app, 1008)
         services = await open_services(alice, menu)
-        price = apply_markup(18_500, Decimal("10"), 100)
-        assert price == 20_450
-        card = await buy_from(alice, services, "WhatsApp — $2.045")
-        assert "Price: $2.045" in card.text
-        assert (await ledger(app, alice.id))[-1].amount == -20_450
+        price = apply_markup(18_500, Decimal("10"), 100, 100)
+        assert price == 20_500  # $2.045 rounded up to the cent
+        card = await buy_from(alice, services, "WhatsApp — $2.05")
+        assert "Price: $2.05" in card.text
+        assert (await ledger(app, alice.id))[-1].amount == -20_500
+
+
+async def test_a_15_percent_and_5_cent_markup_shows_and_charges_whole_cents(
+    app_factory, emulator: BotAPIEmulator
+) -> None:
+    """$1.85 × 1.15 + $0.05 = $2.1775: the button, the card and the ledger all say $2.18."""
+    async with app_factory(markup_percent="15", markup_fixed="0.05") as app:
+        alice, menu = await start(emulator, app, 1010)
+        services = await open_services(alice, menu)
+        card = await buy_from(alice, services, "WhatsApp — $2.18")
+        assert "Price: $2.18" in card.text
+        assert (await ledger(app, alice.id))[-1].amount == -21_800
+
+
+async def test_price_step_from_the_environment(app_factory, emulator: BotAPIEmulator) -> None:
+    """PRICE_STEP_USD=0.0001 keeps the upstream's 4 decimals; 0.10 rounds up to dimes."""
+    async with app_factory(price_step_usd="0.0001") as app:
+        alice, menu = await start(emulator, app, 1011)
+        services = await open_services(alice, menu)
+        assert any(
+            b.text.startswith("WhatsApp 3 ") and "$1.083" in b.text for b in services.all_buttons
+        )
+    async with app_factory(price_step_usd="0.10") as app:
+        bob, menu = await start(emulator, app, 1012, name="Bob")
+        services = await open_services(bob, menu)
+        assert any(
+            b.text.startswith("WhatsApp 3 ") and "$1.10" in b.text for b in services.all_buttons
+        )
 
 
 async def test_insufficient_balance_explains_how_to_top_up(

@@ -11,7 +11,7 @@ card-text-code =
     Number: <code>{ $phone }</code>
     Price: { $price }
     Status: { $status }
-    Code: <code>{ $code }</code>
+    Code: <b><code>{ $code }</code></b>
     ⏱ { $elapsed }
 card-paid-by-group = 👥 Paid from the group wallet
 card-hint-waiting = Enter the number on the service's site; the code appears here by itself.
@@ -44,9 +44,8 @@ card-not-found = This number is no longer available.
 card-busy = The provider is busy; try again in { $seconds } s.
 
 code-text =
-    🔑 <b>{ $service }</b> code for <code>{ $phone }</code>:
-
-    <code>{ $code }</code>
+    🔑 <b><code>{ $code }</code></b>
+    { $service } code for <code>{ $phone }</code>
 
 numbers-text = <b>My numbers</b>
 numbers-active = <b>Active</b>

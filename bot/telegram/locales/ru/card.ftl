@@ -11,7 +11,7 @@ card-text-code =
     Номер: <code>{ $phone }</code>
     Цена: { $price }
     Статус: { $status }
-    Код: <code>{ $code }</code>
+    Код: <b><code>{ $code }</code></b>
     ⏱ { $elapsed }
 card-paid-by-group = 👥 Оплачено из кошелька группы
 card-hint-waiting = Введите номер на сайте сервиса; код появится здесь сам.
@@ -44,9 +44,8 @@ card-not-found = Этот номер больше недоступен.
 card-busy = Поставщик занят; попробуйте через { $seconds } с.
 
 code-text =
-    🔑 Код <b>{ $service }</b> для <code>{ $phone }</code>:
-
-    <code>{ $code }</code>
+    🔑 <b><code>{ $code }</code></b>
+    Код { $service } для <code>{ $phone }</code>
 
 numbers-text = <b>Мои номера</b>
 numbers-active = <b>Активные</b>
