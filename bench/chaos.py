@@ -229,10 +229,11 @@ class Chaos:
         if event.kind != "message" or message is None or not message.from_bot:
             return
         if message.text.startswith(CODE_MESSAGE):
+            # The code comes first (what the user copies), the number after it.
             codes = message.entity_texts("code")
             if len(codes) >= 2:
                 self.code_messages.append(
-                    CodeMessage(message.chat_id, codes[0], codes[-1], event.at)
+                    CodeMessage(message.chat_id, codes[-1], codes[0], event.at)
                 )
         if any(marker in message.text for marker in ERROR_MARKERS):
             self.counts.error_messages += 1

@@ -97,18 +97,23 @@ class AlreadyRefundedUpstream(Exception):
 
 # --- amounts ------------------------------------------------------------------------------
 
+# Plain digits with an optional decimal part: what a person types for money. Exponents
+# ("1e3"), signs beyond a leading minus, "NaN" and "Infinity" are what Decimal() would also
+# accept, and a typo like "1e3" must not quietly become $1000.
+_AMOUNT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+
 
 def parse_amount(text: str, *, max_units: int = MAX_TOPUP_UNITS) -> int:
     """A USD amount typed by a person ("5", "$5", "12.5", "0,75") as ledger units.
 
     Refuses (BadAmount) anything that is not a positive number with at most 4 decimals and
-    at most `max_units`; "1e9" is read as the number it is and refused as too large.
+    at most `max_units`; "1e3" is not an amount (nobody means $1000 by it).
     """
     raw = text
     cleaned = text.strip().removeprefix("$").strip()
     if "," in cleaned and "." not in cleaned and cleaned.count(",") == 1:
         cleaned = cleaned.replace(",", ".")  # a decimal comma, as many people type it
-    if not cleaned or len(cleaned) > _MAX_AMOUNT_TEXT:
+    if len(cleaned) > _MAX_AMOUNT_TEXT or not _AMOUNT.fullmatch(cleaned):
         raise BadAmount(raw, "format", max_units=max_units)
     try:
         value = Decimal(cleaned)

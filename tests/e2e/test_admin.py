@@ -112,7 +112,8 @@ async def test_a_non_admin_gets_the_ordinary_answer_and_changes_nothing(
     [
         ("-5", "more than zero"),
         ("0", "more than zero"),
-        ("1e9", "At most $10000.00"),
+        ("1e3", "is not an amount"),
+        ("10001", "At most $10,000.00"),
         ("abc", "is not an amount"),
         ("1.23456", "At most 4 decimals"),
     ],

@@ -114,7 +114,7 @@ def test_card_of_a_finished_activation() -> None:
     t = I18n().translator("en")
     done = _activation(state="completed", code="847261", finished_at=1104.0)
     text, markup = render_card(done, t, now=5000.0)
-    assert "Code: <code>847261</code>" in text
+    assert "Code: <b><code>847261</code></b>" in text
     assert "⏱ 1:44" in text
     assert _labels(markup) == ["📋 Copy code", "📋 Copy number", "🔁 Buy again — $1.083"]
     again = BuyCb.unpack(markup.inline_keyboard[-1][0].callback_data or "")

@@ -69,7 +69,7 @@ async def test_prices_and_pools(db: Database, client: DaisySimClient, sandbox: S
     sb_wa = await catalogue.find("USA", "sb_wa")
     assert sb_wa is not None
     assert sb_wa.multi_pool
-    assert sb_wa.price_units == 11_913  # 1.083 * 1.1, rounded up
+    assert sb_wa.price_units == 12_000  # 1.083 * 1.1 = 1.1913, rounded up to the cent
     assert [p.provider_id for p in sb_wa.pools] == ["3109", "2266", "3170", "2617"]
     quote = await catalogue.quote("USA", "sb_wa", "2617")
     assert quote is not None

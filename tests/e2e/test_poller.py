@@ -17,7 +17,6 @@ import pytest
 
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
-from bot.money import format_usd
 from bot.sandbox import Sandbox
 from bot.services.poller import Poller
 from bot.telegram.outbox import OutboxSender
@@ -38,6 +37,7 @@ from tests.fixtures.waiting import wait_until
 
 SIGNAL = "Signal — $0.60"
 SIGNAL_UNITS = 6_000
+SIGNAL_PRICE = "$0.60"  # SIGNAL_UNITS as the user reads it
 # Upstream seconds between two looks at a small set: one real second at the tests' scale.
 POLL_EVERY_UPSTREAM = TIME_SCALE * 1.0
 
@@ -143,7 +143,7 @@ async def test_no_code_means_an_automatic_refund_of_the_exact_price(
         assert start_balance == 100_000 - SIGNAL_UNITS
 
         notice = await alice.wait_for(lambda m: m.text.startswith("⌛"), after=card, timeout=10)
-        assert format_usd(SIGNAL_UNITS) in notice.text
+        assert SIGNAL_PRICE in notice.text
         assert activation.phone_number is not None
         assert activation.phone_number in notice.text
 
@@ -289,7 +289,7 @@ async def test_the_auto_refund_notice_speaks_the_users_language(
         ivan, card, _ = await buy_signal(app, emulator, 4001, language=language)
         notice = await ivan.wait_for(lambda m: m.text.startswith("⌛"), after=card, timeout=10)
         assert "возвращено на баланс" in notice.text
-        assert format_usd(SIGNAL_UNITS) in notice.text
+        assert "0,60\xa0$" in notice.text  # SIGNAL_UNITS as a Russian reader writes it
 
 
 async def test_the_app_with_its_poller_and_sender_stops_cleanly(
@@ -377,7 +377,7 @@ async def test_a_number_the_upstream_no_longer_knows_is_refunded_and_the_user_to
 
             await wait_until(cancel_upstream, timeout=10, interval=0.3, what="cancelled upstream")
         notice = await carol.wait_for(lambda m: m.text.startswith("↩️"), after=card, timeout=5)
-        assert format_usd(SIGNAL_UNITS) in notice.text
+        assert SIGNAL_PRICE in notice.text
         stored = await app.repo.activations.get(activation.id)
         assert stored is not None
         assert stored.state == "expired"

@@ -107,23 +107,23 @@ async def test_pinned_pool_out_of_stock_offers_alternatives_then_cheapest_is_bou
     assert "you were not charged" in offer.text
     offered = [b.text for b in offer.all_buttons]
     assert not any("3109" in text for text in offered)
-    assert offered[0] == "⚡ Cheapest available — $1.092"
-    assert "Pool 2266 — $1.092 · 4,296 left" in offered
+    assert offered[0] == "⚡ Cheapest available — $1.10"
+    assert "Pool 2266 — $1.10 · 4,296 left" in offered
 
     card = await buy_from(alice, offer, "Cheapest available")
-    assert "$1.092" in card.text
+    assert "$1.10" in card.text
     bought = (await activations(bot_app, alice.id))[0]
     assert bought.state == "waiting"
     assert bought.provider_id is None
-    assert bought.user_price == 10_920
+    assert bought.user_price == 11_000
     # The rejected pinned purchase was held and refunded; the cheapest one charged once.
-    assert await balance(bot_app, alice.id) == 100_000 - 10_920
+    assert await balance(bot_app, alice.id) == 100_000 - 11_000
     kinds = [(e.kind, e.amount) for e in await ledger(bot_app, alice.id)]
     assert kinds == [
         ("topup", 100_000),
-        ("purchase", -10_830),
-        ("refund", 10_830),
-        ("purchase", -10_920),
+        ("purchase", -10_900),
+        ("refund", 10_900),
+        ("purchase", -11_000),
     ]
     await assert_books_balanced(bot_app)
     no_traceback(alice)

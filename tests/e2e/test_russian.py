@@ -37,12 +37,12 @@ async def test_a_russian_user_buys_cancels_and_gets_a_code_without_english(
         ivan, menu = await start(emulator, app, 5001, name="Иван", language="ru")
         assert "Баланс" in menu.text
         services = await open_services(ivan, menu, "Купить номер")
-        assert services.button_texts[0][0] == "WhatsApp — $1.85"
+        assert services.button_texts[0][0] == "WhatsApp — 1,85\xa0$"
 
         # The pool picker and the out-of-stock alternatives.
         await ivan.press(services, "WhatsApp 3")
         pools = await ivan.wait_for_edit(services)
-        assert pools.all_buttons[0].text == "⚡ Самый дешёвый — $1.083"
+        assert pools.all_buttons[0].text == "⚡ Самый дешёвый — 1,09\xa0$"
         await sandbox.control.set_stock("sb_wa", "3109", 0)
         await ivan.press(pools, "Пул 3109")
         offer = await ivan.wait_for(lambda m: "закончились" in m.text, after=pools)
@@ -61,13 +61,13 @@ async def test_a_russian_user_buys_cancels_and_gets_a_code_without_english(
 
         # A second number, cancelled after the lock and refunded.
         services2 = await open_services(ivan, await _menu(ivan), "Купить номер")
-        card2 = await buy_from(ivan, services2, "Signal — $0.60")
+        card2 = await buy_from(ivan, services2, "Signal — 0,60\xa0$")
         second = await with_card(app, ivan.id, card2)
         assert second.cancel_after is not None
         cancel_after = second.cancel_after
         await wait_until(lambda: time.time() >= cancel_after, timeout=10, what="the lock")
         done = await ivan.press(card2, "Отмена через")
-        assert done.text == "Отменено: $0.60 вернулось на баланс."
+        assert done.text == "Отменено: 0,60\xa0$ вернулось на баланс."
 
         # My numbers, the balance, help, a search, a stale button.
         for label in ("Мои номера", "Баланс", "Помощь"):
@@ -78,11 +78,11 @@ async def test_a_russian_user_buys_cancels_and_gets_a_code_without_english(
         await ivan.wait_for(after=sent)
         sent = await ivan.send("tele")
         found = await ivan.wait_for(after=sent)
-        assert "Telegram — $1.40" in [b.text for b in found.all_buttons]
+        assert "Telegram — 1,40\xa0$" in [b.text for b in found.all_buttons]
         stale = await ivan.press(found, data="v0m:b")
         assert stale.text == "Эта кнопка устарела."
 
-        assert await balance(app, ivan.id) == 100_000 - 10_920
+        assert await balance(app, ivan.id) == 100_000 - 11_000  # pool 2266, $1.092 → $1.10
         await assert_books_balanced(app)
         no_traceback(ivan)
         # What Ivan typed is his own; everything the bot wrote is Russian.

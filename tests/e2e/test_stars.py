@@ -230,10 +230,10 @@ async def test_the_stars_flow_in_russian(app: App, emulator: BotAPIEmulator) -> 
     assert "звёздами Телеграма" in screen.text
     await ivan.press(screen, "Пополнить")
     amounts = await ivan.wait_for_edit(screen, lambda m: "звёздами" in m.text)
-    await ivan.press(amounts, "$1.00 — 80 ⭐")
+    await ivan.press(amounts, "1,00\xa0$ — 80 ⭐")
     message = await ivan.wait_for(lambda m: m.invoice is not None)
     assert message.invoice is not None
-    assert message.invoice.title == "Пополнение баланса на $1.00"
+    assert message.invoice.title == "Пополнение баланса на 1,00\xa0$"
     await ivan.pay(message)
     paid = await ivan.wait_for(lambda m: "Оплата получена" in m.text)
     for shown in (screen, amounts, paid):
