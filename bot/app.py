@@ -24,6 +24,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -283,6 +284,10 @@ async def create_app(
         upstream_exhausted=upstream_exhausted,
     )
     dp = Dispatcher(
+        # One chat's updates are handled one after another, in the order Telegram sent
+        # them (aiogram locks per user in chat): answers never overtake each other, and two
+        # taps of one user never race in our handlers. Other chats still run side by side.
+        events_isolation=SimpleEventIsolation(),
         settings=settings,
         db=db,
         repo=repo,

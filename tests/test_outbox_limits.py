@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.services.rates import SlidingWindow
-from bot.telegram.limits import TelegramLimiter, TelegramLimits, is_group_chat
+from bot.telegram.limits import TelegramLimiter, TelegramLimits, TokenBucket, is_group_chat
 
 
 class Clock:
@@ -98,10 +98,11 @@ def test_private_chat_allows_a_small_burst_then_one_per_second() -> None:
     lim = TelegramLimiter(TelegramLimits(chat_burst=3, chat_per_second=1.0), clock=clock)
     for _ in range(3):
         send(lim, clock, 7)
-    assert lim.wait_time(7) == pytest.approx(3.0)
+    # The burst is spent; the next token comes a second later, as in Telegram's bucket.
+    assert lim.wait_time(7) == pytest.approx(1.0)
     # Other chats are not held up by chat 7.
     assert lim.wait_time(8) == 0.0
-    clock.advance(3.0)
+    clock.advance(1.0)
     send(lim, clock, 7)
     # Over any long stretch the rate is one a second: 3 per 3 s.
     sent = 4
@@ -168,3 +169,36 @@ def test_idle_chats_are_forgotten() -> None:
     clock.advance(30.0)
     send(lim, clock, 1000)
     assert len(lim._chats) == 1
+
+
+def test_private_chat_tokens_are_spent_when_the_answer_comes_back() -> None:
+    clock = Clock()
+    lim = TelegramLimiter(TelegramLimits(chat_burst=2, chat_per_second=1.0), clock=clock)
+    first, second = lim.take(7), lim.take(7)
+    # Both in flight: nothing more may leave, however long they take.
+    assert lim.wait_time(7) == pytest.approx(1.0)
+    clock.advance(5.0)
+    assert lim.wait_time(7) == pytest.approx(1.0)
+    lim.release(first)
+    lim.release(second)
+    # Refill during the flight is not credited: the bucket was full while they flew.
+    assert lim.wait_time(7) == pytest.approx(1.0)
+    clock.advance(0.5)
+    assert lim.wait_time(7) == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert lim.wait_time(7) == 0.0
+    # A request that never left gives its token back.
+    lim.abandon(lim.take(7))
+    assert lim.wait_time(7) == 0.0
+
+
+def test_token_bucket_needs_a_burst_and_a_rate() -> None:
+    with pytest.raises(ValueError, match="burst"):
+        TokenBucket(0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="rate"):
+        TokenBucket(1, 0.0, 0.0)
+    bucket = TokenBucket(1, 1.0, 0.0)
+    with pytest.raises(RuntimeError):
+        bucket.release(0.0)
+    with pytest.raises(RuntimeError):
+        bucket.cancel()

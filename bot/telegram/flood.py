@@ -71,14 +71,16 @@ class HandlerFloodMiddleware(BaseRequestMiddleware):
     """Paces handler replies with the outbox's limiter; retries one short `retry_after`.
 
     `max_wait` bounds how long a reply waits for a slot: past it the request goes anyway,
-    because a late answer Telegram may refuse is still better than a handler that hangs.
+    because a late answer Telegram may refuse is still better than a handler that hangs. It
+    is long enough for a crowd: 300 users who all write within a second need 10 s of
+    Telegram's 30 messages a second, and a reply sent early only earns a 429 and waits longer.
     """
 
     def __init__(
         self,
         limiter: Callable[[], TelegramLimiter | None],
         *,
-        max_wait: float = 5.0,
+        max_wait: float = 20.0,
     ) -> None:
         self._limiter = limiter
         self._max_wait = max_wait

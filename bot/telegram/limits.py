@@ -62,6 +62,61 @@ def is_group_chat(chat_id: int) -> bool:
     return chat_id < 0
 
 
+class TokenBucket:
+    """Telegram's per-chat limit as Telegram applies it: a burst, then a steady rate.
+
+    A sliding window of `burst` per `burst / rate` seconds would be stricter than Telegram
+    (eight answers 0.5 s apart fit Telegram's bucket but not that window), and the user would
+    wait for answers Telegram would have let through. A token is spent when the answer comes
+    back, not when the request leaves: Telegram counts it somewhere in between, so spending
+    at the later instant never credits us refill that Telegram did not grant. Requests in
+    flight hold a token each meanwhile.
+    """
+
+    __slots__ = ("_in_flight", "_tokens", "_updated", "capacity", "rate")
+
+    def __init__(self, capacity: int, rate: float, now: float) -> None:
+        if capacity < 1 or rate <= 0:
+            raise ValueError("need a burst of at least 1 and a positive rate")
+        self.capacity = capacity
+        self.rate = rate
+        self._tokens = float(capacity)
+        self._updated = now
+        self._in_flight = 0
+
+    def _refill(self, now: float) -> None:
+        if now > self._updated:
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+
+    def wait_time(self, now: float, *, limit: int | None = None) -> float:
+        """Seconds until one more request may leave (0: now). `limit` is accepted for the
+        SlidingWindow interface and ignored: background shares apply to the global budget."""
+        del limit
+        self._refill(now)
+        free = self._tokens - self._in_flight
+        return 0.0 if free >= 1 else (1 - free) / self.rate
+
+    def take(self) -> None:
+        self._in_flight += 1
+
+    def release(self, now: float) -> None:
+        if self._in_flight <= 0:
+            raise RuntimeError("release() without take()")
+        self._refill(now)
+        self._in_flight -= 1
+        self._tokens -= 1
+
+    def cancel(self) -> None:
+        if self._in_flight <= 0:
+            raise RuntimeError("cancel() without take()")
+        self._in_flight -= 1
+
+    def idle(self, now: float) -> bool:
+        self._refill(now)
+        return self._in_flight == 0 and self._tokens >= self.capacity
+
+
 @dataclass(frozen=True, slots=True)
 class Permit:
     """One request's claim on the global and per-chat budgets; give it back with release()."""
@@ -82,7 +137,7 @@ class TelegramLimiter:
         self.limits = limits or TelegramLimits()
         self._clock = clock
         self._global = SlidingWindow(self.limits.global_per_second, 1.0)
-        self._chats: dict[int, SlidingWindow] = {}
+        self._chats: dict[int, SlidingWindow | TokenBucket] = {}
         self._paused_until = 0.0
         self._chat_paused_until: dict[int, float] = {}
         self._last_prune = 0.0
@@ -90,13 +145,15 @@ class TelegramLimiter:
     def now(self) -> float:
         return self._clock()
 
-    def _chat_window(self, chat_id: int) -> SlidingWindow:
+    def _chat_window(self, chat_id: int) -> SlidingWindow | TokenBucket:
         window = self._chats.get(chat_id)
         if window is None:
             if is_group_chat(chat_id):
                 window = SlidingWindow(self.limits.group_per_minute, 60.0)
             else:
-                window = SlidingWindow(self.limits.chat_burst, self.limits.chat_window)
+                window = TokenBucket(
+                    self.limits.chat_burst, self.limits.chat_per_second, self._clock()
+                )
             self._chats[chat_id] = window
         return window
 
