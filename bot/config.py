@@ -5,6 +5,7 @@ A bad or missing value stops start-up with one line naming the variable; see `lo
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +20,10 @@ DEFAULT_DAISYSIM_BASE_URL = "https://daisysim.com/api/v1/server7"
 
 class SettingsError(Exception):
     """One human line naming the variable and what is wrong with it."""
+
+
+# Telegram usernames: 5-32 letters, digits and underscores.
+_USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")
 
 
 class Settings(BaseSettings):
@@ -57,6 +62,19 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # host:port of the /metrics, /healthz and /readyz server in polling mode; off when unset.
     metrics_listen: str | None = None
+    # Who users write to about payments and problems: "@username" or an https:// link. Named
+    # by /help, /paysupport and every "contact support" line; without it, "an admin".
+    support_contact: str | None = None
+
+    @field_validator("support_contact")
+    @classmethod
+    def _contact(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if _USERNAME.fullmatch(value) or value.startswith("https://"):
+            return value
+        raise ValueError("must be a Telegram @username or an https:// link")
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.telegram.callbacks import MenuAction, MenuCb
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import balance_keyboard
+from bot.telegram.menu import topup_howto
 from bot.telegram.replies import edit_or_send
 from storage.models import FAILED, Activation, LedgerEntry, Wallet
 from storage.repo import Repo
@@ -90,7 +91,7 @@ async def balance_view(
             body += "\n" + t("balance-netted-note")
     else:
         body = t("balance-empty")
-    howto = t("balance-topup-sandbox" if settings.sandbox_mode else "balance-topup-admin")
+    howto = topup_howto(t, settings)
     text = t("balance-text", balance=t.usd(current.balance))
     return f"{text}\n\n{body}\n\n{howto}", balance_keyboard(t)
 

@@ -19,6 +19,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import ErrorEvent, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.config import Settings
 from bot.daisysim import DaisySimError, RateLimited
 from bot.services.errors import (
     ActivationNotActive,
@@ -34,20 +35,21 @@ from bot.services.errors import (
 )
 from bot.telegram.i18n import I18n, Translator, language_for
 from bot.telegram.keyboards import back_to_menu
+from bot.telegram.menu import topup_howto
 from bot.telegram.texts import format_countdown
 from storage.repo import Repo
 
 logger = logging.getLogger(__name__)
 
 
-def describe(exc: Exception, t: Translator) -> str | None:
+def describe(exc: Exception, t: Translator, settings: Settings) -> str | None:
     """The friendly text for an expected failure, or None for a bug."""
     if isinstance(exc, InsufficientFunds):
         return t(
             "buy-insufficient",
             price=t.usd(exc.needed),
             balance=t.usd(exc.balance),
-            howto=t("balance-topup-admin"),
+            howto=topup_howto(t, settings),
         )
     if isinstance(exc, NotYourActivation):
         return t("card-not-yours")
@@ -72,7 +74,7 @@ def describe(exc: Exception, t: Translator) -> str | None:
     return None
 
 
-async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, repo: Repo) -> bool:
+async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, repo: Repo, settings: Settings) -> bool:
     update = event.update
     exc = event.exception
     if isinstance(exc, TelegramAPIError) and isinstance(exc.method, AnswerCallbackQuery):
@@ -92,7 +94,7 @@ async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, repo: Repo) -> bool:
         stored = await _stored_language(repo, tg_user.id)
         lang = stored or lang
     t = i18n.translator(lang)
-    text = describe(exc, t)
+    text = describe(exc, t, settings)
     if text is None:
         ref = secrets.token_hex(4)
         logger.error(

@@ -21,8 +21,13 @@ async def start(message: Message, t: Translator, settings: Settings, wallet: Wal
     await message.answer(menu_text(t, settings, wallet), reply_markup=main_menu(t))
 
 
+def _is_admin(settings: Settings, user_id: int | None) -> bool:
+    return user_id is not None and user_id in settings.admin_ids
+
+
 async def help_command(message: Message, t: Translator, settings: Settings) -> None:
-    await message.answer(help_text(t, settings), reply_markup=back_to_menu(t))
+    admin = _is_admin(settings, message.from_user.id if message.from_user else None)
+    await message.answer(help_text(t, settings, admin=admin), reply_markup=back_to_menu(t))
 
 
 async def menu(query: CallbackQuery, t: Translator, settings: Settings, wallet: Wallet) -> None:
@@ -30,7 +35,8 @@ async def menu(query: CallbackQuery, t: Translator, settings: Settings, wallet: 
 
 
 async def help_button(query: CallbackQuery, t: Translator, settings: Settings) -> None:
-    await edit_or_send(query, help_text(t, settings), back_to_menu(t))
+    admin = _is_admin(settings, query.from_user.id)
+    await edit_or_send(query, help_text(t, settings, admin=admin), back_to_menu(t))
 
 
 async def language_menu(query: CallbackQuery, t: Translator) -> None:

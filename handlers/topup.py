@@ -31,6 +31,7 @@ from bot.services.topup import (
 from bot.telegram.callbacks import MenuAction, MenuCb, TopupCb
 from bot.telegram.i18n import I18n, Translator, language_for
 from bot.telegram.keyboards import button, markup
+from bot.telegram.menu import support_contact
 from bot.telegram.notices import payment_notice
 from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.outbox import message_payload
@@ -174,8 +175,8 @@ async def refunded_payment(message: Message) -> None:
     logger.info("Telegram confirms refund of %s", refunded.telegram_payment_charge_id)
 
 
-async def paysupport(message: Message, t: Translator) -> None:
-    await message.answer(t("paysupport-text"))
+async def paysupport(message: Message, t: Translator, settings: Settings) -> None:
+    await message.answer(t("paysupport-text", contact=support_contact(t, settings)))
 
 
 async def terms(message: Message, t: Translator, settings: Settings) -> None:

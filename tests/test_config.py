@@ -44,6 +44,8 @@ def test_admin_ids_are_parsed(clean_env: pytest.MonkeyPatch) -> None:
         ("MARKUP_PERCENT", "-5", "MARKUP_PERCENT: Input should be greater than or equal to 0"),
         ("MARKUP_FIXED", "0.12345", "MARKUP_FIXED: must be a USD amount with at most 4 decimals"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL:"),
+        ("SUPPORT_CONTACT", "bob", "SUPPORT_CONTACT: must be a Telegram @username or an https://"),
+        ("SUPPORT_CONTACT", "@bob", "SUPPORT_CONTACT: must be a Telegram @username"),
     ],
 )
 def test_bad_values_name_the_variable(

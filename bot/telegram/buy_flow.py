@@ -47,6 +47,7 @@ from bot.telegram.keyboards import (
     retry_keyboard,
     services_button_keyboard,
 )
+from bot.telegram.menu import topup_howto
 from bot.telegram.queue_notify import QueueNotifier
 from storage.models import Activation, Chat, User, Wallet
 from storage.repo import Repo
@@ -73,10 +74,6 @@ def membership(bot: Bot) -> Membership:
         return member.status in _MEMBER_STATUSES
 
     return is_member
-
-
-def topup_howto(t: Translator, settings: Settings) -> str:
-    return t("balance-topup-sandbox" if settings.sandbox_mode else "balance-topup-admin")
 
 
 class BuyView:

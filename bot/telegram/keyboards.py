@@ -240,6 +240,8 @@ def services_button_keyboard(t: Translator, country: str) -> InlineKeyboardMarku
 def insufficient_keyboard(t: Translator, country: str) -> InlineKeyboardMarkup:
     return markup(
         [
+            # Straight to the amounts: the user came to buy, not to read a balance screen.
+            [button(t.plain("topup-button"), TopupCb(units=0))],
             [button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE))],
             [button(t.plain("services-button"), ServicesCb(country=country, page=0))],
         ]

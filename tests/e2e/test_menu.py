@@ -64,7 +64,7 @@ async def test_balance_shows_the_last_ledger_entries(
     lines = screen.text.splitlines()
     assert any(line.endswith("· -$0.60 · number purchase") for line in lines)
     assert any(line.endswith("· +$5.00 · top-up") for line in lines)
-    assert "ask an admin" in screen.text
+    assert "write to an admin of this bot" in screen.text
     assert len(await ledger(bot_app, alice.id)) == 2
 
 

@@ -270,7 +270,10 @@ async def test_insufficient_balance_explains_how_to_top_up(
     told = await alice.wait_for(lambda m: "Not enough balance" in m.text, after=services)
     assert "costs $1.85" in told.text
     assert "balance is $0.50" in told.text
-    assert "ask an admin" in told.text
+    assert "write to an admin of this bot" in told.text
     assert any("Balance" in b.text for b in told.all_buttons)
+    await alice.press(told, "⭐ Top up")
+    amounts = await alice.wait_for_edit(told, lambda m: "Telegram Stars" in m.text)
+    assert any("80 ⭐" in b.text for b in amounts.all_buttons)
     assert await activations(bot_app, alice.id) == []
     assert await balance(bot_app, alice.id) == 5_000

@@ -20,7 +20,8 @@ from tests.e2e.helpers import (
 )
 from tests.fixtures.waiting import wait_until
 
-LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+# A /command is typed as is in every language, so it is not an English word.
+LATIN_WORD = re.compile(r"(?<![/A-Za-z])[A-Za-z]{2,}")
 # Names that are the same in every language: the services' own names.
 ALLOWED = {"WhatsApp", "Telegram", "Signal", "Facebook"}
 

@@ -223,6 +223,39 @@ async def test_paysupport_and_terms(app: App, emulator: BotAPIEmulator) -> None:
     assert "Choose a service" in services.text
 
 
+async def test_support_contact_is_named_and_admins_find_their_tools(
+    tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
+) -> None:
+    settings = make_settings(
+        tmp_path, sandbox, emulator, admin_ids=str(ADMIN), support_contact="@daisy_help"
+    )
+    async with running_app(settings, emulator) as app:
+        alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+        sent = await alice.send("/paysupport")
+        support = await alice.wait_for(after=sent)
+        assert "write to @daisy_help" in support.text
+        sent = await alice.send("/help")
+        helped = await alice.wait_for(after=sent)
+        assert "@daisy_help" in helped.text
+        assert "/admin" not in helped.text
+        await alice.press(menu, "Balance")
+        screen = await alice.wait_for_edit(menu, lambda m: "Balance:" in m.text)
+        assert "@daisy_help" in screen.text
+        admin = emulator.user(ADMIN, "Ada")
+        sent = await admin.send("/help")
+        admin_help = await admin.wait_for(after=sent)
+        assert "/admin opens the admin panel" in admin_help.text
+
+
+async def test_without_a_support_contact_users_are_sent_to_an_admin(
+    app: App, emulator: BotAPIEmulator
+) -> None:
+    alice, _ = await start(emulator, app, 1001, name="Alice", funds=0)
+    sent = await alice.send("/paysupport")
+    support = await alice.wait_for(after=sent)
+    assert "write to an admin of this bot" in support.text
+
+
 async def test_the_stars_flow_in_russian(app: App, emulator: BotAPIEmulator) -> None:
     ivan, menu = await start(emulator, app, 1005, name="Иван", language="ru", funds=0)
     await ivan.press(menu, "Баланс")

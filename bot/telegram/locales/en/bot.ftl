@@ -28,6 +28,7 @@ help-text =
        If no code comes within { $timeout }, the number is cancelled and refunded by itself.
 
     Type part of a service's name at any time to find it.
+    Questions or a payment problem? Write to { $contact } (payments: /paysupport).
 
 language-text = Choose your language:
 language-set = Language: English
@@ -38,8 +39,10 @@ balance-text = <b>Balance: { $balance }</b>
 balance-recent = Recent operations:
 balance-empty = No operations yet.
 balance-entry = { $date } · <b>{ $amount }</b> · { $kind }
-balance-topup-admin = Top up with ⭐ Telegram Stars from the Balance screen, or ask an admin of this bot.
-balance-topup-sandbox = This is the sandbox: the balance is play money. Ask an admin if you need more.
+balance-topup-admin = Top up with ⭐ Telegram Stars (the ⭐ Top up button); for anything else write to { $contact }.
+balance-topup-sandbox = This is the sandbox: the balance is play money. Top it up with ⭐ Telegram Stars (the ⭐ Top up button).
+support-fallback = an admin of this bot
+help-admin = <b>For admins</b>: /admin opens the admin panel (users, top-ups, refunds, markup, broadcasts, stats); /topup <code>user amount</code> credits a user.
 balance-refresh = 🔄 Refresh
 
 ledger-kind-topup = top-up

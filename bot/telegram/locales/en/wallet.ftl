@@ -29,7 +29,7 @@ precheckout-banned = This account cannot use the bot.
 paysupport-text =
     <b>Payment support</b>
     Balance bought with Telegram Stars is credited as soon as Telegram confirms the payment.
-    If a payment did not show up on your balance, or you want it refunded, write to an admin of this bot with the date and the amount; unused balance from a Stars payment can be refunded in Stars.
+    If a payment did not show up on your balance, or you want it refunded, write to { $contact } with the date and the amount; unused balance from a Stars payment can be refunded in Stars.
 terms-text =
     <b>Terms</b>
     • Balance is bought with Telegram Stars at { $rate } ⭐ per 1 USD and is used only to buy numbers in this bot.
