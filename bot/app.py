@@ -64,10 +64,11 @@ SANDBOX_API_KEY = "sandbox-local"
 SANDBOX_ACCOUNT_UNITS = 10_000_000 * 10_000
 # In sandbox mode a code arrives on its own after this many real seconds (min, max).
 SANDBOX_AUTO_CODE_AFTER = (8.0, 25.0)
-# How long `stop()` lets handlers that are mid-update finish before cancelling them.
-STOP_GRACE_SECONDS = 10.0
 # How long one DaisySim request may take; a purchase that exceeds it is reconciled, not retried.
 DAISYSIM_TIMEOUT_SECONDS = 15.0
+# At shutdown, upstream calls in flight get the client's timeout plus this before they are
+# cancelled: a call ends by itself (answered, or timed out and recorded `unknown`) first.
+UPSTREAM_STOP_MARGIN_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -89,12 +90,17 @@ class Delivery:
         """Start without holding up the caller: reconciliation asks the upstream first."""
         self._starting = asyncio.get_running_loop().create_task(self.start(), name="delivery-start")
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 10.0, *, flush: float | None = None) -> None:
+        """The poller (its upstream calls get `timeout`), then the sender: it stops at once,
+        or with `flush` keeps sending what is due for that many seconds first."""
         self.poller.remove_jobs()
         if self._starting is not None and not self._starting.done():
             await asyncio.wait({self._starting}, timeout=timeout)
         await self.poller.stop(timeout)
-        await self.sender.stop(timeout)
+        if flush is None:
+            await self.sender.stop(timeout)
+        else:
+            await self.sender.flush(flush)
 
 
 def build_delivery(
@@ -136,6 +142,8 @@ class App:
     # `ops_server` serves them on METRICS_LISTEN (None when unset).
     ops: Ops
     ops_server: OpsServer | None = None
+    # Requests to DaisySim time out after this; shutdown waits that long for calls in flight.
+    upstream_timeout: float = DAISYSIM_TIMEOUT_SECONDS
     _polling: asyncio.Event | None = None
     _closed: bool = False
 
@@ -169,10 +177,11 @@ class App:
     async def stop(self) -> None:
         """Stop polling, then the jobs, let running handlers finish, then close everything.
 
-        Idempotent. Polling ends with the dispatcher's shutdown, which stops the purchase
-        queue and then the poller and the outbox sender (it sends what they queued). The
-        scheduler stops here (not in a dispatcher shutdown hook) so that it stops exactly
-        once, after polling and before the client and database close.
+        Idempotent. Polling ends with the dispatcher's shutdown (`shut_down`: the updates in
+        hand, the purchase queue, the poller, the outbox flush). The scheduler stops here
+        (not in a dispatcher shutdown hook) so that it stops exactly once, after polling and
+        before the client and database close. The drain below only matters when polling
+        never began: otherwise the shutdown hook has drained already.
         """
         if self._closed:
             return
@@ -186,11 +195,42 @@ class App:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(polling.wait(), timeout=0.05)
         await self._stop_scheduler()
-        await self.inflight.drain(STOP_GRACE_SECONDS)
+        await self.inflight.drain(self.settings.shutdown_grace_seconds)
         await self.ops.close()
         await self.client.aclose()
         await self.bot.session.close()
         await self.db.close()
+
+    async def shut_down(self) -> None:
+        """The dispatcher's shutdown, once polling has stopped (SIGTERM, SIGINT, `stop()`):
+        no update is taken any more; nothing below loses money or a message.
+
+        1. The updates in hand finish, for up to SHUTDOWN_GRACE_SECONDS, while the purchase
+           queue, the poller and the outbox still run under them; the rest are cancelled.
+           A purchase a cancelled handler was waiting for is not cancelled with it
+           (`PurchaseQueue.outcome` shields it).
+        2. The purchase queue serves no new head and waits for the calls in flight for
+           longer than the client's timeout, so each ends answered (recorded) or timed out
+           (recorded `unknown`, reconciled against the upstream's history at the next start;
+           never sent again blindly). Queued purchases stay queued, their money held.
+        3. The poller stops the same way (its cancels and checks end by themselves).
+        4. The outbox sends what is due for up to OUTBOX_FLUSH_SECONDS; the rest stays in
+           the table for the next start.
+        """
+        settings = self.settings
+        running = self.inflight.running
+        if running:
+            logger.info("stopping: %d updates in hand", running)
+        await self.inflight.drain(settings.shutdown_grace_seconds)
+        upstream = self.upstream_timeout + UPSTREAM_STOP_MARGIN_SECONDS
+        # The line first: its last served buyers' cards are written to the outbox, which
+        # stops after the poller and sends what both queued.
+        await self.purchase_queue.stop(upstream)
+        await self.queue_notifier.stop()
+        await self.delivery.stop(upstream, flush=settings.outbox_flush_seconds)
+        if self.ops_server is not None:
+            await self.ops_server.stop()
+        logger.info("shutdown done: updates finished, purchases recorded, outbox flushed")
 
     async def _stop_scheduler(self) -> None:
         if not self.scheduler.running:
@@ -335,6 +375,7 @@ async def create_app(
         ops_server=None
         if settings.metrics_listen is None
         else OpsServer(ops, settings.metrics_listen),
+        upstream_timeout=daisysim_timeout,
     )
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
@@ -364,17 +405,8 @@ async def create_app(
             client.base_url,
         )
 
-    async def on_shutdown() -> None:
-        # The line first: its last served buyers' cards are written to the outbox, which
-        # stops after the poller and sends what both queued.
-        await purchase_queue.stop()
-        await queue_notifier.stop()
-        await delivery.stop()
-        if app.ops_server is not None:
-            await app.ops_server.stop()
-
     dp.startup.register(on_startup)
-    dp.shutdown.register(on_shutdown)
+    dp.shutdown.register(app.shut_down)
     return app
 
 

@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.money import MoneyError, to_units
 
 DEFAULT_DAISYSIM_BASE_URL = "https://daisysim.com/api/v1/server7"
+DEFAULT_WEBHOOK_LISTEN = "127.0.0.1:8080"
+# The port the container image serves /metrics, /healthz and /readyz on (METRICS_LISTEN there).
+CONTAINER_METRICS_PORT = 9100
 
 
 class SettingsError(Exception):
@@ -62,6 +65,12 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # host:port of the /metrics, /healthz and /readyz server in polling mode; off when unset.
     metrics_listen: str | None = None
+    # On SIGTERM: how long updates in hand may take to finish before they are cancelled.
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=600)
+    # On SIGTERM, after the updates and purchases: how long the outbox may keep sending what
+    # is due; what it could not send stays in the outbox for the next start.
+    outbox_flush_seconds: float = Field(default=5.0, ge=0, le=600)
+
     # Who users write to about payments and problems: "@username" or an https:// link. Named
     # by /help, /paysupport and every "contact support" line; without it, "an admin".
     support_contact: str | None = None

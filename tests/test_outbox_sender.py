@@ -423,3 +423,21 @@ async def test_transient_redraws_coalesce_and_report_refusals(db: Database) -> N
 
 async def _edit(message_id: int) -> dict[str, object]:
     return edit_payload(message_id, "x")
+
+
+async def test_flush_at_shutdown_sends_what_is_due_and_keeps_the_rest(db: Database) -> None:
+    async with emulator() as emu, bot_for(emu) as bot:
+        users = await started_users(emu, db, range(7001, 7004))
+        repo = Repo(db)
+        sender = OutboxSender(repo=repo, bot=bot)
+        await sender.start()
+        for user in users:
+            await sender.enqueue(user.id, "notice", message_payload(f"bye {user.id}"))
+        assert await sender.flush(10.0) == 0
+        assert not sender.running
+        for user in users:
+            assert any(m.text == f"bye {user.id}" for m in user.messages)
+        # Queued after the sender stopped: durable, left for the next start.
+        await enqueue(repo, users[0].id, "notice", message_payload("later"))
+        assert await sender.flush(0.0) == 1
+        assert (await repo.outbox.count_by_state()).get("pending") == 1

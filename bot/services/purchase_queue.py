@@ -206,7 +206,9 @@ class PurchaseQueue:
             self.listener.line_moved()
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Serve no new head; let a purchase call in flight finish (up to `timeout`)."""
+        """Serve no new head; let a purchase call in flight finish (up to `timeout`: give it
+        more than the client's request timeout, so every call ends with its outcome recorded
+        rather than cancelled)."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -327,7 +329,10 @@ class PurchaseQueue:
         """What a joined purchase came to: the activation once bought (or settled), or its
         place in line. Raises what the direct purchase raised (PurchaseRejected, ...)."""
         if ticket.sending is not None:
-            return await ticket.sending
+            # Shielded: a caller cancelled while waiting (a handler past the shutdown grace)
+            # must not cancel the call itself, whose outcome would then only be "unknown";
+            # the call runs on and `stop()` waits for it, so its outcome is recorded.
+            return await asyncio.shield(ticket.sending)
         if ticket.queued is not None:
             return ticket.queued
         return await settled(self.repo, ticket.activation)

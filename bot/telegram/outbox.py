@@ -341,6 +341,20 @@ class OutboxSender:
         self._reload = True
         self._task = asyncio.create_task(self._run(), name="outbox-sender")
 
+    async def flush(self, timeout: float) -> int:
+        """Shutdown: keep sending what is due for up to `timeout` s, then `stop()` within
+        what is left of it. Returns how many messages stay pending: they are durable rows,
+        sent by the next start (those handed to Telegram without an answer are sent again).
+        """
+        deadline = self.clock() + timeout
+        if self.running and not await self.wait_idle(timeout):
+            logger.info("outbox flush: the deadline of %g s passed with messages due", timeout)
+        await self.stop(max(0.0, deadline - self.clock()))
+        left = (await self._outbox.count_by_state()).get("pending", 0)
+        if left:
+            logger.info("outbox: %d messages stay queued for the next start", left)
+        return left
+
     async def stop(self, timeout: float = 10.0) -> None:
         """Take nothing new, let the messages in flight finish (up to `timeout`), stop."""
         self._stopping = True
