@@ -38,9 +38,7 @@ Entry = tuple[int, int, int, str]
 def entries_of(path: Path) -> list[Entry]:
     """Every ledger entry of the file (id, wallet, amount, kind), in order."""
     with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT id, wallet_id, amount, kind FROM ledger ORDER BY id"
-        ).fetchall()
+        rows = conn.execute("SELECT id, wallet_id, amount, kind FROM ledger ORDER BY id").fetchall()
     return [(int(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in rows]
 
 
