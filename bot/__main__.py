@@ -35,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("ledger-check", help="verify every wallet and activation settles")
     check.add_argument("--db", help="SQLite file (default: DATABASE_PATH)")
+
+    from bot.backup_cli import add_backup_arguments, add_restore_arguments
+
+    add_backup_arguments(
+        sub.add_parser("backup", help="copy the database to FILE, safely while the bot runs")
+    )
+    add_restore_arguments(
+        sub.add_parser("restore", help="replace the (stopped) bot's database with FILE")
+    )
     return parser
 
 
@@ -56,6 +65,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
         from bot.ledger_check import main as ledger_main
 
         return ledger_main(args_list[1:])
+    if command in ("backup", "restore"):
+        from bot.backup_cli import run_backup, run_restore
+
+        return run_backup(args) if command == "backup" else run_restore(args)
 
     from bot.config import SettingsError, load_settings
 

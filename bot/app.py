@@ -35,8 +35,10 @@ from bot.daisysim import DaisySimClient, RateLimits
 from bot.log_context import JsonFormatter
 from bot.metrics import Metrics
 from bot.services import admin as admin_service
+from bot.services.backups import BACKUP_JOB_ID, DailyBackup
 from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
+from bot.services.maintenance import Maintenance
 from bot.services.poller import Poller
 from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.buy_flow import BuyFlow, membership
@@ -144,6 +146,9 @@ class App:
     ops_server: OpsServer | None = None
     # Requests to DaisySim time out after this; shutdown waits that long for calls in flight.
     upstream_timeout: float = DAISYSIM_TIMEOUT_SECONDS
+    # The maintenance switch (bot/services/maintenance.py) and the daily backup (BACKUP_DIR).
+    maintenance: Maintenance | None = None
+    daily_backup: DailyBackup | None = None
     _polling: asyncio.Event | None = None
     _closed: bool = False
 
@@ -315,6 +320,8 @@ async def create_app(
         # Our DaisySim account is empty: every purchase fails until it is topped up.
         await admin_service.alert_upstream_exhausted(repo, settings, delivery.notifier)
 
+    # Stored in the settings table, so it survives a restart; MAINTENANCE=1 forces it on.
+    maintenance = Maintenance(repo, forced=settings.maintenance)
     # The one buy path: private chats, groups and Buy again.
     buying = Buying(
         repo,
@@ -322,6 +329,7 @@ async def create_app(
         purchase_queue,
         membership=membership(bot),
         upstream_exhausted=upstream_exhausted,
+        maintenance=maintenance,
     )
     dp = Dispatcher(
         # One chat's updates are handled one after another, in the order Telegram sent
@@ -348,6 +356,7 @@ async def create_app(
         notifier=delivery.notifier,
         purchase_queue=purchase_queue,
         queue_notifier=queue_notifier,
+        maintenance=maintenance,
     )
     ops = Ops(
         metrics=metrics,
@@ -376,6 +385,10 @@ async def create_app(
         if settings.metrics_listen is None
         else OpsServer(ops, settings.metrics_listen),
         upstream_timeout=daisysim_timeout,
+        maintenance=maintenance,
+        daily_backup=None
+        if settings.backup_dir is None
+        else DailyBackup(repo, settings, delivery.notifier, settings.backup_dir),
     )
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
@@ -397,6 +410,18 @@ async def create_app(
         await queue_notifier.start()
         await _set_commands(bot, i18n)
         delivery.poller.add_jobs(scheduler)
+        if app.daily_backup is not None:
+            scheduler.add_job(
+                app.daily_backup.run,
+                "cron",
+                hour=settings.backup_hour_utc,
+                minute=0,
+                id=BACKUP_JOB_ID,
+                name="daily backup of the database into BACKUP_DIR",
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )
         delivery.start_soon()
         scheduler.start()
         logger.info(

@@ -85,10 +85,24 @@ class Settings(BaseSettings):
             return value
         raise ValueError("must be a Telegram @username or an https:// link")
 
+    # Daily backups (issue 16): a timestamped copy in BACKUP_DIR at BACKUP_HOUR_UTC, the
+    # newest BACKUP_KEEP kept. Off when BACKUP_DIR is unset.
+    backup_dir: Path | None = None
+    backup_hour_utc: int = Field(default=3, ge=0, le=23)
+    backup_keep: int = Field(default=7, ge=1, le=1000)
+    # Maintenance mode forced on: new purchases and top-ups paused whatever the admin panel says.
+    maintenance: bool = False
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("backup_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # `BACKUP_DIR=` in .env means "no daily backups", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("metrics_listen")
     @classmethod

@@ -16,6 +16,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.daisysim import RateLimits
@@ -113,21 +114,41 @@ def _activation_problems(a: ActivationAudit, now: float, limit: float) -> list[s
     return found
 
 
-async def _run(path: Path, unsettled_limit: float) -> tuple[list[str], int, int]:
+@dataclass(frozen=True, slots=True)
+class LedgerReport:
+    """What `check_file` found: every discrepancy, and the size of the books it read."""
+
+    problems: list[str]
+    wallets: int
+    entries: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"ledger OK: {self.wallets} wallets, {self.entries} entries"
+        return f"ledger-check: {len(self.problems)} discrepancies"
+
+
+async def check_file(
+    path: str | Path, *, unsettled_limit: float = DEFAULT_UNSETTLED_LIMIT_SECONDS
+) -> LedgerReport:
+    """Check the books in the SQLite file at `path`, opened read-only (also used by
+    `daisybot restore` on what it restored). Raises FileNotFoundError, sqlite3.Error."""
     db = await Database.open(path, readonly=True)
     try:
         version = await db.schema_version()
         expected = latest_version()
         if version != expected:
-            return (
-                [f"database schema is version {version}, this code expects {expected}"],
-                0,
-                0,
+            return LedgerReport(
+                [f"database schema is version {version}, this code expects {expected}"], 0, 0
             )
         # `daisybot ledger-check` is a composition root of its own: one read-only database.
         repo = Repo(db)
         problems = await check_ledger(repo, unsettled_limit_seconds=unsettled_limit)
-        return problems, await repo.wallets.count(), await repo.ledger.count()
+        return LedgerReport(problems, await repo.wallets.count(), await repo.ledger.count())
     finally:
         await db.close()
 
@@ -160,19 +181,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if path is None:
         return 2
     try:
-        problems, wallets, entries = asyncio.run(_run(path, args.unsettled_limit))
+        report = asyncio.run(check_file(path, unsettled_limit=args.unsettled_limit))
     except FileNotFoundError:
         print(f"ledger-check: no database at {path}", file=sys.stderr)
         return 2
     except (sqlite3.Error, MigrationError) as exc:
         print(f"ledger-check: cannot read {path}: {exc}", file=sys.stderr)
         return 2
-    for problem in problems:
+    for problem in report.problems:
         print(problem)
-    if problems:
-        print(f"ledger-check: {len(problems)} discrepancies", file=sys.stderr)
+    if not report.ok:
+        print(report.summary(), file=sys.stderr)
         return 1
-    print(f"ledger OK: {wallets} wallets, {entries} entries")
+    print(report.summary())
     return 0
 
 

@@ -21,6 +21,7 @@ from aiogram.types import (
 
 from bot.config import Settings
 from bot.services import admin as admin_service
+from bot.services.maintenance import Maintenance
 from bot.services.notify import UncreditedPayment
 from bot.services.topup import (
     PaymentNotCredited,
@@ -31,6 +32,7 @@ from bot.services.topup import (
 from bot.telegram.callbacks import MenuAction, MenuCb, TopupCb
 from bot.telegram.i18n import I18n, Translator, language_for
 from bot.telegram.keyboards import button, markup
+from bot.telegram.maintenance import precheckout_refusal, topups_paused
 from bot.telegram.menu import support_contact
 from bot.telegram.notices import payment_notice
 from bot.telegram.notifier import TelegramNotifier
@@ -62,7 +64,17 @@ def topup_keyboard(t: Translator, settings: Settings) -> InlineKeyboardMarkup:
     return markup(rows)
 
 
-async def topup_screen(query: CallbackQuery, t: Translator, settings: Settings) -> None:
+def back_to_balance(t: Translator) -> InlineKeyboardMarkup:
+    return markup([[button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE))]])
+
+
+async def topup_screen(
+    query: CallbackQuery, t: Translator, settings: Settings, maintenance: Maintenance
+) -> None:
+    notice = await topups_paused(maintenance, t)
+    if notice is not None:
+        await edit_or_send(query, notice, back_to_balance(t))
+        return
     await edit_or_send(
         query, t("topup-text", rate=settings.stars_per_usd), topup_keyboard(t, settings)
     )
@@ -75,8 +87,14 @@ async def topup_amount(
     t: Translator,
     settings: Settings,
     wallet: Wallet,
+    maintenance: Maintenance,
 ) -> None:
     if query.message is None:
+        return
+    notice = await topups_paused(maintenance, t)
+    if notice is not None:
+        # An amount button from before maintenance began: no invoice now.
+        await edit_or_send(query, notice, back_to_balance(t))
         return
     if callback_data.units not in preset_units():
         # Forged data: only the amounts the screen offers are sold.
@@ -88,7 +106,19 @@ async def topup_amount(
     await send_stars_invoice(bot, query.message.chat.id, wallet, callback_data.units, t, settings)
 
 
-async def pre_checkout(query: PreCheckoutQuery, db: Database, repo: Repo, i18n: I18n) -> None:
+async def pre_checkout(
+    query: PreCheckoutQuery, db: Database, repo: Repo, i18n: I18n, maintenance: Maintenance
+) -> None:
+    paused = await maintenance.paused()
+    if paused is not None:
+        # An invoice sent before maintenance began: refused here, so no Stars are taken.
+        stored = await repo.users.get(query.from_user.id)
+        lang = stored.language if stored else language_for(query.from_user.language_code)
+        logger.info("pre-checkout of %s refused: maintenance", query.invoice_payload)
+        await query.answer(
+            ok=False, error_message=precheckout_refusal(i18n.translator(lang), paused.minutes_left)
+        )
+        return
     problem = await check_pre_checkout(
         repo,
         payer_id=query.from_user.id,

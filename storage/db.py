@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import IO, Any, TypeAlias
 
 import aiosqlite
 
+from storage.backup import hold_in_use_lock
 from storage.migrator import MigrationError, apply_migrations, load_migrations
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ class Database:
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
         self.path = path
+        # The shared lock on `<db>.lock` (storage/backup.py): `daisybot restore` refuses while
+        # any writer holds it. Read-only opens (ledger-check) do not take it.
+        self._in_use: IO[bytes] | None = None
         # Activation ids whose upstream purchase call is running in THIS process, with the event
         # set when it settles. Reconciliation must not judge those by /history yet (the request
         # may still be queued in the rate limiter), and a double tap waits for the first tap.
@@ -117,7 +121,13 @@ class Database:
         """
         path_str = str(path)
         target = await asyncio.to_thread(_locate, path_str, readonly)
-        conn = await aiosqlite.connect(target, uri=readonly, isolation_level=None)
+        in_use = None if readonly else await asyncio.to_thread(hold_in_use_lock, path_str)
+        try:
+            conn = await aiosqlite.connect(target, uri=readonly, isolation_level=None)
+        except BaseException:
+            if in_use is not None:
+                in_use.close()
+            raise
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -130,12 +140,19 @@ class Database:
             await conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             await conn.close()
+            if in_use is not None:
+                in_use.close()
             raise
-        return cls(conn, path_str)
+        database = cls(conn, path_str)
+        database._in_use = in_use
+        return database
 
     async def close(self) -> None:
         async with self._lock:
             await self._conn.close()
+            if self._in_use is not None:
+                self._in_use.close()
+                self._in_use = None
 
     async def schema_version(self) -> int:
         value = await self.fetch_value("PRAGMA user_version")

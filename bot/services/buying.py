@@ -34,6 +34,7 @@ from bot.services.errors import (
     PurchasePending,
     PurchaseRejected,
 )
+from bot.services.maintenance import Maintenance
 from bot.services.money import PurchaseRequest
 from bot.services.purchase_queue import PurchaseQueue, Queued, QueueFull
 from storage.models import Activation, Chat, Wallet
@@ -168,6 +169,14 @@ class Repeated:
     place: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class SalesPaused:
+    """Maintenance mode: nothing was bought or charged. `minutes_left` is the estimate
+    (None: until the admins turn it off)."""
+
+    minutes_left: int | None
+
+
 BuyOutcome = (
     Bought
     | InLine
@@ -180,6 +189,7 @@ BuyOutcome = (
     | Rejected
     | Pending
     | Repeated
+    | SalesPaused
 )
 
 
@@ -243,8 +253,10 @@ class Buying:
         *,
         membership: Membership,
         upstream_exhausted: UpstreamExhausted,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self.repo = repo
+        self.maintenance = maintenance or Maintenance(repo)
         self.catalogue = catalogue
         self.queue = queue
         self._membership = membership
@@ -263,7 +275,11 @@ class Buying:
     async def _buy(self, tap: Tap, started: Started) -> BuyOutcome:
         existing = await self.repo.activations.get_by_key(tap.key)
         if existing is not None:
+            # Before the maintenance check: a tap on a bought button still says it was bought.
             return await self._repeated(existing)
+        paused = await self.maintenance.paused()
+        if paused is not None:
+            return SalesPaused(paused.minutes_left)
         quote = await self.catalogue.quote(tap.country, tap.ref, tap.pool)
         if quote is None:
             return Gone(tap.ref)
@@ -365,6 +381,7 @@ __all__ = [
     "PriceChanged",
     "Rejected",
     "Repeated",
+    "SalesPaused",
     "Tap",
     "again_nonce",
     "again_of",

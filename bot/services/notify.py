@@ -45,7 +45,14 @@ class UncreditedPayment:
     reason: str
 
 
-AdminAlert = UpstreamExhausted | LowUpstreamBalance | UncreditedPayment
+@dataclass(frozen=True, slots=True)
+class BackupFailed:
+    """The daily backup could not be written (disk full, folder gone, unreadable database)."""
+
+    reason: str
+
+
+AdminAlert = UpstreamExhausted | LowUpstreamBalance | UncreditedPayment | BackupFailed
 
 
 class Notifier(Protocol):

@@ -32,6 +32,7 @@ from bot.services.buying import (
     PriceChanged,
     Rejected,
     Repeated,
+    SalesPaused,
     Tap,
 )
 from bot.services.catalogue import Catalogue
@@ -47,6 +48,7 @@ from bot.telegram.keyboards import (
     retry_keyboard,
     services_button_keyboard,
 )
+from bot.telegram.maintenance import paused_notice
 from bot.telegram.menu import topup_howto
 from bot.telegram.queue_notify import QueueNotifier
 from storage.models import Activation, Chat, User, Wallet
@@ -220,6 +222,8 @@ class BuyView:
                 await self.show(activation)
             case Rejected():
                 await self._rejected(outcome, country)
+            case SalesPaused(minutes_left=minutes):
+                await self.say(paused_notice(t, minutes))
 
     async def _repeated(self, outcome: Repeated) -> None:
         """The same button again (a double tap, a tap on an old message): buy nothing."""

@@ -136,6 +136,9 @@ class AdminAction(StrEnum):
     MARKUP = "m"
     MARKUP_RESET = "z"
     EXPORT = "e"
+    MAINTENANCE = "M"  # the maintenance switch's screen
+    MAINTENANCE_ON = "W"  # on for `units` minutes; 0: until turned off
+    MAINTENANCE_OFF = "Q"
 
 
 class AdminCb(CallbackData, prefix="v1x"):

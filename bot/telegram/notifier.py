@@ -24,6 +24,7 @@ from typing import Any
 
 from bot.services.notify import (
     AdminAlert,
+    BackupFailed,
     LowUpstreamBalance,
     RefundReason,
     UncreditedPayment,
@@ -211,3 +212,5 @@ def _alert_text(t: Translator, alert: AdminAlert) -> str:
             )
         case UncreditedPayment(charge_id=charge, user_id=user, stars=stars, reason=reason):
             return t("admin-alert-payment", charge=charge, user=user, stars=stars, reason=reason)
+        case BackupFailed(reason=reason):
+            return t("admin-alert-backup", reason=reason)

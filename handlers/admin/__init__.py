@@ -13,7 +13,16 @@ from __future__ import annotations
 from aiogram import F, Router
 
 from bot.telegram.filters import IsAdmin
-from handlers.admin import broadcast, export, panel, price_markup, refunds, topup, users
+from handlers.admin import (
+    broadcast,
+    export,
+    maintenance,
+    panel,
+    price_markup,
+    refunds,
+    topup,
+    users,
+)
 
 
 def build_router() -> Router:
@@ -29,5 +38,6 @@ def build_router() -> Router:
         broadcast.build_router(),
         price_markup.build_router(),
         export.build_router(),
+        maintenance.build_router(),
     )
     return router

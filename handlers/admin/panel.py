@@ -43,7 +43,12 @@ def home_keyboard(t: Translator) -> InlineKeyboardMarkup:
                 button(t.plain("admin-broadcast-button"), AdminCb(action=AdminAction.BROADCAST)),
                 button(t.plain("admin-markup-button"), AdminCb(action=AdminAction.MARKUP)),
             ],
-            [button(t.plain("admin-export-button"), AdminCb(action=AdminAction.EXPORT))],
+            [
+                button(t.plain("admin-export-button"), AdminCb(action=AdminAction.EXPORT)),
+                button(
+                    t.plain("admin-maintenance-button"), AdminCb(action=AdminAction.MAINTENANCE)
+                ),
+            ],
         ]
     )
 

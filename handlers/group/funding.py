@@ -11,11 +11,13 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from bot.config import Settings
 from bot.services import groups as group_service
 from bot.services.errors import InsufficientFunds
+from bot.services.maintenance import Maintenance
 from bot.services.topup import stars_for
 from bot.telegram.callbacks import GroupAction, GroupCb, new_nonce
 from bot.telegram.group_views import back_row, command_amount, group_context, show_panel
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import button, markup
+from bot.telegram.maintenance import topups_paused
 from bot.telegram.replies import edit_or_send, pressed_message
 from bot.telegram.stars import preset_units, send_stars_invoice
 from storage.db import Database
@@ -46,7 +48,11 @@ async def fund(
     units: int,
     key: str,
     t: Translator,
+    maintenance: Maintenance,
 ) -> str:
+    notice = await topups_paused(maintenance, t)
+    if notice is not None:
+        return notice
     chat, _ = await group_context(repo, message)
     try:
         result = await group_service.fund_group(
@@ -72,6 +78,7 @@ async def fund_button(
     user: User,
     t: Translator,
     callback_answer: CallbackAnswer,
+    maintenance: Maintenance,
 ) -> None:
     message = pressed_message(query)
     if message is None:
@@ -79,9 +86,8 @@ async def fund_button(
     if callback_data.units not in preset_units() or not callback_data.nonce:
         callback_answer.text = t.plain("stale-answer")
         return
-    note = await fund(
-        db, repo, message, user, callback_data.units, f"{user.id}:{callback_data.nonce}", t
-    )
+    key = f"{user.id}:{callback_data.nonce}"
+    note = await fund(db, repo, message, user, callback_data.units, key, t, maintenance)
     await show_panel(query, db, repo, message, user, t, note)
 
 
@@ -92,6 +98,7 @@ async def fund_command(
     repo: Repo,
     user: User,
     t: Translator,
+    maintenance: Maintenance,
 ) -> None:
     if not command.args:
         await message.reply(t("group-fund-usage"))
@@ -101,7 +108,7 @@ async def fund_command(
         return
     # One command, one transfer, even if Telegram delivers it twice.
     key = f"cmd:{message.chat.id}:{message.message_id}"
-    await message.reply(await fund(db, repo, message, user, units, key, t))
+    await message.reply(await fund(db, repo, message, user, units, key, t, maintenance))
 
 
 async def stars_amounts(query: CallbackQuery, t: Translator, settings: Settings) -> None:
@@ -130,12 +137,17 @@ async def stars_invoice(
     t: Translator,
     settings: Settings,
     callback_answer: CallbackAnswer,
+    maintenance: Maintenance,
 ) -> None:
     message = pressed_message(query)
     if message is None:
         return
     if callback_data.units not in preset_units():
         callback_answer.text = t.plain("stale-answer")
+        return
+    notice = await topups_paused(maintenance, t)
+    if notice is not None:
+        await message.answer(notice)
         return
     _, wallet = await group_context(repo, message)
     await send_stars_invoice(

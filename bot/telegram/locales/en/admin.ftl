@@ -108,6 +108,9 @@ admin-alert-low-balance =
 admin-alert-exhausted =
     ⚠️ <b>DaisySim refused a purchase: INSUFFICIENT_BALANCE.</b>
     The user was refunded. Top up the DaisySim account.
+admin-alert-backup =
+    ⚠️ <b>The daily backup failed</b>: { $reason }
+    Check the folder <code>BACKUP_DIR</code> and the disk; the bot keeps running.
 admin-alert-payment =
     ⚠️ A Stars payment could not be credited: charge <code>{ $charge }</code> from user { $user }, { $stars } ⭐ ({ $reason }).
     Refund it with <code>/refund { $charge }</code> or credit the user by hand.
