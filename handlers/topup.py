@@ -18,18 +18,23 @@ from aiogram.types import (
     Message,
     PreCheckoutQuery,
 )
+from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
 from bot.services import admin as admin_service
 from bot.services.maintenance import Maintenance
 from bot.services.notify import UncreditedPayment
 from bot.services.topup import (
+    BuyIntent,
     PaymentNotCredited,
     check_pre_checkout,
     new_invoice,
+    parse_payload,
     record_stars_payment,
+    shortfall_invoice,
 )
-from bot.telegram.callbacks import MenuAction, MenuCb, TopupCb
+from bot.telegram.buy_flow import BuyFlow
+from bot.telegram.callbacks import MenuAction, MenuCb, TopupBuyCb, TopupCb
 from bot.telegram.i18n import I18n, Translator, language_for
 from bot.telegram.keyboards import button, markup
 from bot.telegram.maintenance import precheckout_refusal, topups_paused
@@ -38,7 +43,7 @@ from bot.telegram.notices import payment_notice
 from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.outbox import message_payload
 from bot.telegram.replies import edit_or_send
-from bot.telegram.stars import preset_units, send_stars_invoice
+from bot.telegram.stars import preset_units, send_shortfall_invoice, send_stars_invoice
 from storage.db import Database
 from storage.models import Payment, User, Wallet
 from storage.repo import Repo
@@ -106,6 +111,49 @@ async def topup_amount(
     await send_stars_invoice(bot, query.message.chat.id, wallet, callback_data.units, t, settings)
 
 
+async def topup_and_buy(
+    query: CallbackQuery,
+    callback_data: TopupBuyCb,
+    bot: Bot,
+    t: Translator,
+    settings: Settings,
+    user: User,
+    wallet: Wallet,
+    maintenance: Maintenance,
+    buy_flow: BuyFlow,
+    callback_answer: CallbackAnswer,
+) -> None:
+    """ "Top up $0.67 and buy": an invoice for what the presser's own wallet lacks now."""
+    message = query.message
+    if not isinstance(message, Message):
+        return
+    notice = await topups_paused(maintenance, t)
+    if notice is not None:
+        await edit_or_send(query, notice, back_to_balance(t))
+        return
+    p = callback_data
+    intent = BuyIntent(p.country, p.ref, p.pool, p.price, p.nonce)
+    invoice = (
+        shortfall_invoice(wallet.id, wallet.balance, intent, settings.stars_per_usd)
+        if message.chat.type == "private"
+        else None
+    )
+    if invoice is None:
+        # The balance covers it by now (another top-up came in), or the button was forged
+        # into a group: the plain buy button's path, which buys or says why not.
+        await buy_flow.tap(
+            query,
+            callback_data.as_buy(),
+            user=user,
+            wallet=wallet,
+            group=None,
+            t=t,
+            callback_answer=callback_answer,
+        )
+        return
+    await send_shortfall_invoice(bot, message.chat.id, invoice, t)
+
+
 async def pre_checkout(
     query: PreCheckoutQuery, db: Database, repo: Repo, i18n: I18n, maintenance: Maintenance
 ) -> None:
@@ -148,7 +196,9 @@ async def successful_payment(
     settings: Settings,
     t: Translator,
     user: User,
+    wallet: Wallet,
     notifier: TelegramNotifier,
+    buy_flow: BuyFlow,
 ) -> None:
     paid = message.successful_payment
     assert paid is not None
@@ -195,6 +245,17 @@ async def successful_payment(
         return
     if credit.credited:
         notifier.wake()
+    invoice = parse_payload(paid.invoice_payload)
+    if invoice is not None and invoice.intent is not None and not in_group:
+        if invoice.wallet_id != wallet.id:
+            # Someone else paid this user's invoice (a forwarded invoice): the balance went
+            # to its owner, and only the owner's own tap buys with it.
+            return
+        # Also when this is a redelivery of a credited payment: the purchase is keyed on
+        # the buy button's nonce, so it is made once, and made after a crash in between.
+        fresh = await repo.wallets.get(wallet.id)
+        if fresh is not None:
+            await buy_flow.after_topup(message, invoice.intent, user=user, wallet=fresh, t=t)
 
 
 async def refunded_payment(message: Message) -> None:
@@ -217,6 +278,7 @@ def build_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(topup_screen, TopupCb.filter(F.units == 0))
     router.callback_query.register(topup_amount, TopupCb.filter(F.units > 0))
+    router.callback_query.register(topup_and_buy, TopupBuyCb.filter())
     router.pre_checkout_query.register(pre_checkout)
     router.message.register(successful_payment, F.successful_payment)
     router.message.register(refunded_payment, F.refunded_payment)

@@ -35,7 +35,16 @@ MAX_TOPUP_UNITS: Final = 10_000 * UNITS_PER_USD
 STARS_PRESETS_USD: Final[tuple[int, ...]] = (1, 5, 10, 25)
 STARS_CURRENCY: Final = "XTR"
 _PAYLOAD_PREFIX: Final = "v1s"
-_PAYLOAD = re.compile(r"^v1s:(\d{1,18}):(\d{1,18}):(\d{1,12})$")
+# wallet:units:stars, then for a "top up and buy" invoice the buy button it stands for:
+# :b:country:ref:pool:price:nonce (the fields of a buy button, which never hold ":").
+_PAYLOAD = re.compile(
+    r"^v1s:(\d{1,18}):(\d{1,18}):(\d{1,12})"
+    r"(?::b:([^:]{1,16}):([^:]{1,32}):([^:]{0,32}):(\d{1,12}):([^:]{1,32}))?$"
+)
+# Telegram's limit on an invoice payload.
+_PAYLOAD_MAX_BYTES: Final = 128
+# Balance is sold in whole cents.
+_CENT: Final = UNITS_PER_USD // 100
 _MAX_AMOUNT_TEXT = 32
 
 
@@ -178,18 +187,37 @@ async def admin_topup(
 
 
 @dataclass(frozen=True, slots=True)
+class BuyIntent:
+    """What a "top up and buy" invoice buys once it is paid: the buy button the user pressed
+    when the balance was short (its nonce too, so the purchase happens at most once however
+    often the payment is delivered or the button pressed)."""
+
+    country: str
+    ref: str
+    pool: str  # provider_id, or "" for the cheapest
+    price: int  # the user price that button showed, in units
+    nonce: str
+
+
+@dataclass(frozen=True, slots=True)
 class StarsInvoice:
-    """What an invoice sells: `units` of balance on `wallet_id` for `stars` Stars."""
+    """What an invoice sells: `units` of balance on `wallet_id` for `stars` Stars, and for a
+    "top up and buy" invoice the purchase to make once it is paid."""
 
     wallet_id: int
     units: int
     stars: int
+    intent: BuyIntent | None = None
 
     @property
     def payload(self) -> str:
         # Only ids and numbers: Telegram echoes it back in the pre-checkout query and the
         # payment, and allows 128 bytes.
-        return f"{_PAYLOAD_PREFIX}:{self.wallet_id}:{self.units}:{self.stars}"
+        payload = f"{_PAYLOAD_PREFIX}:{self.wallet_id}:{self.units}:{self.stars}"
+        if self.intent is not None:
+            i = self.intent
+            payload += f":b:{i.country}:{i.ref}:{i.pool}:{i.price}:{i.nonce}"
+        return payload
 
 
 def new_invoice(wallet_id: int, units: int, stars_per_usd: int) -> StarsInvoice:
@@ -199,12 +227,38 @@ def new_invoice(wallet_id: int, units: int, stars_per_usd: int) -> StarsInvoice:
     return StarsInvoice(wallet_id=wallet_id, units=amount, stars=stars_for(amount, stars_per_usd))
 
 
+def shortfall_invoice(
+    wallet_id: int, balance: int, intent: BuyIntent, stars_per_usd: int
+) -> StarsInvoice | None:
+    """The invoice for what the balance lacks to buy `intent`: the shortfall rounded up to a
+    cent, for whole Stars rounded up (never less than the balance it buys). None when the
+    balance already covers the price, or the purchase does not fit an invoice payload."""
+    short = check_amount(intent.price) - balance
+    if short <= 0:
+        return None
+    units = -(-short // _CENT) * _CENT
+    if units > MAX_TOPUP_UNITS:
+        raise BadAmount(str(units), "too_large")
+    stars = max(1, -(-units * stars_per_usd // UNITS_PER_USD))
+    invoice = StarsInvoice(wallet_id, units, stars, intent)
+    if len(invoice.payload.encode()) > _PAYLOAD_MAX_BYTES or parse_payload(invoice.payload) is None:
+        return None
+    return invoice
+
+
 def parse_payload(payload: str) -> StarsInvoice | None:
     match = _PAYLOAD.match(payload)
     if match is None:
         return None
-    invoice = StarsInvoice(int(match[1]), int(match[2]), int(match[3]))
+    intent = (
+        None
+        if match[4] is None
+        else BuyIntent(match[4], match[5], match[6], int(match[7]), match[8])
+    )
+    invoice = StarsInvoice(int(match[1]), int(match[2]), int(match[3]), intent)
     if not 0 < invoice.units <= MAX_TOPUP_UNITS or invoice.stars <= 0:
+        return None
+    if intent is not None and intent.price <= 0:
         return None
     return invoice
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
@@ -38,10 +38,12 @@ from bot.services.buying import (
 from bot.services.catalogue import Catalogue
 from bot.services.errors import UpstreamBalanceExhausted
 from bot.services.purchase_queue import PurchaseQueue, Queued
-from bot.telegram.callbacks import BuyCb
+from bot.services.topup import BuyIntent, shortfall_invoice
+from bot.telegram.callbacks import BuyCb, TopupBuyCb
 from bot.telegram.cards import send_card, show_place
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import (
+    button,
     confirm_price_keyboard,
     insufficient_keyboard,
     pools_keyboard,
@@ -83,7 +85,7 @@ class BuyView:
 
     def __init__(
         self,
-        query: CallbackQuery,
+        query: CallbackQuery | None,
         message: Message,
         *,
         bot: Bot,
@@ -94,8 +96,11 @@ class BuyView:
         notifier: QueueNotifier,
         user: User,
         t: Translator,
-        callback_answer: CallbackAnswer,
+        callback_answer: CallbackAnswer | None,
+        pressed: BuyCb,
     ) -> None:
+        # `query` and `callback_answer` are None when no button was pressed: the purchase of a
+        # "top up and buy" invoice, made when its payment arrives.
         self.query = query
         self.message = message
         self.chat_id = message.chat.id
@@ -108,6 +113,7 @@ class BuyView:
         self.user = user
         self.t = t
         self.callback_answer = callback_answer
+        self.pressed = pressed
 
     async def say(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
         """A new message in the chat the button lives in."""
@@ -117,6 +123,8 @@ class BuyView:
         """The purchase is in the queue's hands: stop the spinner now, with the place in line
         or "buying…", while the purchase runs."""
         t = self.t
+        if self.query is None or self.callback_answer is None:
+            return
         toast = (
             t.plain("buy-started") if place is None else t.plain("queue-joined-answer", place=place)
         )
@@ -202,7 +210,8 @@ class BuyView:
                         balance=t.usd(balance),
                         howto=topup_howto(t, self.settings),
                     )
-                    await self.say(text, insufficient_keyboard(t, country))
+                    keyboard = insufficient_keyboard(t, country, self._top_up_and_buy(balance))
+                    await self.say(text, keyboard)
             case LimitReached(limit=limit, spent=spent, needed=needed):
                 await self.say(
                     t(
@@ -225,9 +234,35 @@ class BuyView:
             case SalesPaused(minutes_left=minutes):
                 await self.say(paused_notice(t, minutes))
 
+    def _top_up_and_buy(self, balance: int) -> InlineKeyboardButton | None:
+        """ "Top up $0.67 and buy": a Stars invoice for the shortfall that, once paid, makes
+        this very purchase (None in a group, or when it cannot be packed)."""
+        if self.chat_id < 0:
+            return None
+        p = self.pressed
+        intent = BuyIntent(p.country, p.ref, p.pool, p.price, p.nonce)
+        invoice = shortfall_invoice(0, balance, intent, self.settings.stars_per_usd)
+        if invoice is None:
+            return None
+        data = TopupBuyCb(country=p.country, ref=p.ref, pool=p.pool, price=p.price, nonce=p.nonce)
+        try:
+            data.pack()
+        except ValueError:
+            return None
+        label = self.t.plain(
+            "buy-topup-and-buy", amount=self.t.usd(invoice.units), stars=invoice.stars
+        )
+        return button(label, data)
+
     async def _repeated(self, outcome: Repeated) -> None:
         """The same button again (a double tap, a tap on an old message): buy nothing."""
         existing, t, answer = outcome.activation, self.t, self.callback_answer
+        if answer is None:
+            # A "top up and buy" payment delivered again, or its invoice paid twice: the
+            # purchase was made the first time; show its card only if it never was.
+            if existing.card_message_id is None and existing.state not in ("failed",):
+                await self.show(existing)
+            return
         if outcome.place is not None:
             answer.text = t.plain("queue-already-answer", place=outcome.place)
         elif existing.state == "failed":
@@ -323,6 +358,7 @@ class BuyFlow:
             user=user,
             t=t,
             callback_answer=callback_answer,
+            pressed=callback_data,
         )
         tap = Tap(
             user_id=user.id,
@@ -338,5 +374,49 @@ class BuyFlow:
 
         async def show(outcome: BuyOutcome) -> None:
             await view.render(outcome, callback_data.country)
+
+        await self.buying.buy(tap, started=view.started, show=show)
+
+    async def after_topup(
+        self, message: Message, intent: BuyIntent, *, user: User, wallet: Wallet, t: Translator
+    ) -> None:
+        """A "top up and buy" invoice was paid into `wallet` (read after the credit): make the
+        purchase its button stood for, at the price that button showed — or ask again if the
+        price changed. Its nonce is the buy button's, so it is bought at most once."""
+        pressed = BuyCb(
+            country=intent.country,
+            ref=intent.ref,
+            pool=intent.pool,
+            price=intent.price,
+            nonce=intent.nonce,
+        )
+        view = BuyView(
+            None,
+            message,
+            bot=self.bot,
+            repo=self.repo,
+            catalogue=self.catalogue,
+            settings=self.settings,
+            queue=self.queue,
+            notifier=self.notifier,
+            user=user,
+            t=t,
+            callback_answer=None,
+            pressed=pressed,
+        )
+        tap = Tap(
+            user_id=user.id,
+            chat_id=view.chat_id,
+            wallet=wallet,
+            group=None,
+            country=intent.country,
+            ref=intent.ref,
+            pool=intent.pool or None,
+            price=intent.price,
+            nonce=intent.nonce,
+        )
+
+        async def show(outcome: BuyOutcome) -> None:
+            await view.render(outcome, intent.country)
 
         await self.buying.buy(tap, started=view.started, show=show)

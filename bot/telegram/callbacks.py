@@ -110,6 +110,23 @@ class QueueCb(CallbackData, prefix="v1q"):
     id: int  # the activation
 
 
+class TopupBuyCb(CallbackData, prefix="v1u"):
+    """ "Top up and buy": the buy button's own fields, from the "not enough balance" answer.
+    Pressed, it sends a Stars invoice for the shortfall of the presser's own wallet; the
+    payment then buys exactly what the buy button would have (its nonce too, so once)."""
+
+    country: str
+    ref: str
+    pool: str
+    price: int
+    nonce: str
+
+    def as_buy(self) -> BuyCb:
+        return BuyCb(
+            country=self.country, ref=self.ref, pool=self.pool, price=self.price, nonce=self.nonce
+        )
+
+
 class TopupCb(CallbackData, prefix="v1t"):
     """The Stars top-up screen (units=0) and its amount buttons. Never names a wallet: the
     invoice is always for the presser's own wallet."""

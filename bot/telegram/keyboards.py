@@ -237,9 +237,13 @@ def services_button_keyboard(t: Translator, country: str) -> InlineKeyboardMarku
     )
 
 
-def insufficient_keyboard(t: Translator, country: str) -> InlineKeyboardMarkup:
+def insufficient_keyboard(
+    t: Translator, country: str, top_up_and_buy: InlineKeyboardButton | None = None
+) -> InlineKeyboardMarkup:
+    first = [] if top_up_and_buy is None else [[top_up_and_buy]]
     return markup(
         [
+            *first,
             # Straight to the amounts: the user came to buy, not to read a balance screen.
             [button(t.plain("topup-button"), TopupCb(units=0))],
             [button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE))],

@@ -7,7 +7,7 @@ from aiogram.types import LabeledPrice, Message
 
 from bot.config import Settings
 from bot.money import UNITS_PER_USD
-from bot.services.topup import STARS_CURRENCY, STARS_PRESETS_USD, new_invoice
+from bot.services.topup import STARS_CURRENCY, STARS_PRESETS_USD, StarsInvoice, new_invoice
 from bot.telegram.i18n import Translator
 from storage.models import Wallet
 
@@ -43,5 +43,23 @@ async def send_stars_invoice(
         currency=STARS_CURRENCY,
         prices=[
             LabeledPrice(label=t.plain("topup-invoice-label", price=price), amount=invoice.stars)
+        ],
+    )
+
+
+async def send_shortfall_invoice(
+    bot: Bot, chat_id: int, invoice: StarsInvoice, t: Translator
+) -> Message:
+    """The invoice of "top up and buy": the shortfall, in whole Stars; paid, it credits the
+    wallet and then makes the purchase its payload names."""
+    amount = t.usd(invoice.units)
+    return await bot.send_invoice(
+        chat_id,
+        title=t.plain("topup-buy-invoice-title", price=amount)[:_TITLE_MAX],
+        description=t.plain("topup-buy-invoice-description", price=amount)[:_DESCRIPTION_MAX],
+        payload=invoice.payload,
+        currency=STARS_CURRENCY,
+        prices=[
+            LabeledPrice(label=t.plain("topup-invoice-label", price=amount), amount=invoice.stars)
         ],
     )

@@ -19,10 +19,14 @@ from bot.sandbox import Sandbox
 from bot.services.topup import parse_payload
 from tests.conftest import make_settings, running_app
 from tests.e2e.helpers import (
+    activations,
     assert_books_balanced,
     balance,
+    fund,
+    is_card,
     ledger,
     no_traceback,
+    only_activation,
     open_services,
     start,
 )
@@ -208,6 +212,82 @@ async def test_a_refund_is_refused_when_the_balance_was_spent(
     assert charge_state is not None
     assert not charge_state.refunded
     assert await balance(app, 1001) == 4_000
+    await assert_books_balanced(app)
+
+
+async def test_top_up_and_buy_buys_once_after_the_stars_payment(
+    app: App, emulator: BotAPIEmulator
+) -> None:
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=5_000)
+    services = await open_services(alice, menu)
+    await alice.press(services, "WhatsApp — $1.85")
+    short = await alice.wait_for(lambda m: "Not enough balance" in m.text, after=services)
+    await alice.press(short, "⭐ Top up $1.35 and buy (108 ⭐)")
+    message = await alice.wait_for(lambda m: m.invoice is not None)
+    assert message.invoice is not None
+    assert message.invoice.total_amount == 108  # $1.35 × 80 ⭐
+    assert message.invoice.title == "Top up $1.35 and buy"
+    assert await activations(app, 1001) == []  # nothing bought before the payment
+
+    update = await alice.pay(message)
+    card = await alice.wait_for(is_card)
+    assert "WhatsApp" in card.text
+    paid = await alice.wait_for(lambda m: "Payment received" in m.text)
+    assert "+$1.35" in paid.text
+    bought = await only_activation(app, 1001)
+    assert bought.user_price == 18_500
+    assert await balance(app, 1001) == 0
+
+    # Telegram delivers the payment again; the invoice is paid a second time; the first
+    # buy button is pressed again: one number, and only the second payment adds balance.
+    await handled(emulator, app, emulator.push_update(update))
+    await alice.pay(message)
+    await wait_until(lambda: len(payments_received(alice)) == 2, what="the second credit")
+    again = await alice.press(services, "WhatsApp — $1.85")
+    assert again.text is not None
+    assert "already bought" in again.text
+    assert len(await activations(app, 1001)) == 1
+    assert await balance(app, 1001) == 13_500
+    kinds = sorted((e.kind, e.amount) for e in await ledger(app, 1001))
+    assert kinds == [("purchase", -18_500), ("stars", 13_500), ("stars", 13_500), ("topup", 5_000)]
+    assert len([m for m in alice.history if is_card(m)]) == 1
+    await assert_books_balanced(app)
+    no_traceback(alice)
+
+
+async def test_top_up_and_buy_asks_again_when_the_balance_already_covers_it(
+    app: App, emulator: BotAPIEmulator
+) -> None:
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=5_000)
+    services = await open_services(alice, menu)
+    await alice.press(services, "WhatsApp — $1.85")
+    short = await alice.wait_for(lambda m: "Not enough balance" in m.text, after=services)
+    # Money arrives another way before the button is pressed: no invoice, just the purchase.
+    await fund(app, 1001, 20_000)
+    await alice.press(short, "⭐ Top up $1.35 and buy (108 ⭐)")
+    card = await alice.wait_for(is_card, after=short)
+    assert "WhatsApp" in card.text
+    assert not any(m.invoice is not None for m in alice.history)
+    assert await balance(app, 1001) == 25_000 - 18_500
+    await assert_books_balanced(app)
+
+
+async def test_top_up_and_buy_asks_again_when_the_price_changed_meanwhile(
+    app: App, emulator: BotAPIEmulator, sandbox: Sandbox
+) -> None:
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=1_000)
+    services = await open_services(alice, menu)
+    await alice.press(services, "Signal — $0.60")
+    short = await alice.wait_for(lambda m: "Not enough balance" in m.text, after=services)
+    await alice.press(short, "⭐ Top up $0.50 and buy (40 ⭐)")
+    message = await alice.wait_for(lambda m: m.invoice is not None)
+    await sandbox.control.set_stock("Signal", None, 50, price_units=7_000)
+    app.catalogue.invalidate()
+    await alice.pay(message)
+    asked = await alice.wait_for(lambda m: "has changed" in m.text)
+    assert "now <b>$0.70</b> (was $0.60)" in asked.html
+    assert await activations(app, 1001) == []  # never charged a price not shown
+    assert await balance(app, 1001) == 6_000
     await assert_books_balanced(app)
 
 

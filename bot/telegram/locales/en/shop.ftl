@@ -45,6 +45,7 @@ buy-gone =
 buy-insufficient =
     Not enough balance: this number costs <b>{ $price }</b>, your balance is <b>{ $balance }</b>.
     { $howto }
+buy-topup-and-buy = ⭐ Top up { $amount } and buy ({ $stars } ⭐)
 buy-out-of-stock-pool =
     Pool { $pool } of <b>{ $name }</b> has just run out — you were not charged.
     Choose another pool or take the cheapest available:

@@ -9,6 +9,8 @@ topup-amount-button = { $price } — { $stars } ⭐
 topup-invoice-title = Balance top-up { $price }
 topup-invoice-description = { $price } on your balance for buying numbers. Paid with Telegram Stars.
 topup-invoice-label = { $price } of balance
+topup-buy-invoice-title = Top up { $price } and buy
+topup-buy-invoice-description = { $price } on your balance; the number you chose is bought as soon as the payment arrives. Paid with Telegram Stars.
 group-invoice-title = Group wallet top-up { $price }
 group-invoice-description = { $price } on this group's wallet for buying numbers. Paid with Telegram Stars.
 

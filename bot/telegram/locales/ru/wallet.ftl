@@ -9,6 +9,8 @@ topup-amount-button = { $price } — { $stars } ⭐
 topup-invoice-title = Пополнение баланса на { $price }
 topup-invoice-description = { $price } на ваш баланс для покупки номеров. Оплата звёздами Телеграма.
 topup-invoice-label = { $price } на баланс
+topup-buy-invoice-title = Пополнить на { $price } и купить
+topup-buy-invoice-description = { $price } на баланс; выбранный номер будет куплен, как только придёт оплата. Оплата звёздами Телеграма.
 group-invoice-title = Пополнение кошелька группы { $price }
 group-invoice-description = { $price } на кошелёк этой группы для покупки номеров. Оплата звёздами Телеграма.
 
