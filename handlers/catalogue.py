@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.services.catalogue import Catalogue, Service, page_of
 from bot.telegram.callbacks import (
     CountryCb,
+    FavouritesCb,
     MenuAction,
     MenuCb,
     ServiceAction,
@@ -19,12 +20,13 @@ from bot.telegram.callbacks import (
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import (
     countries_keyboard,
+    favourites_keyboard,
     pools_keyboard,
     retry_keyboard,
     services_button_keyboard,
     services_keyboard,
 )
-from bot.telegram.replies import edit_or_send, pressed_message
+from bot.telegram.replies import edit_or_send
 from storage.models import User
 
 
@@ -40,6 +42,24 @@ async def services_view(
     if pages > 1:
         text += "\n" + t("services-page", page=page + 1, pages=pages)
     keyboard = services_keyboard(
+        t, shown, country=country, page=page, pages=pages, favourites=favourites
+    )
+    return text, keyboard
+
+
+async def favourites_view(
+    t: Translator, catalogue: Catalogue, user: User, country: str, page: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    # Catalogue order, not favourites first: a toggled row must not move under the finger.
+    services = await catalogue.services(country)
+    if not services:
+        return t("services-empty"), services_button_keyboard(t, country)
+    shown, page, pages = page_of(services, page)
+    favourites = await catalogue.favourites(user.id)
+    text = t("favourites-text")
+    if pages > 1:
+        text += "\n" + t("services-page", page=page + 1, pages=pages)
+    keyboard = favourites_keyboard(
         t, shown, country=country, page=page, pages=pages, favourites=favourites
     )
     return text, keyboard
@@ -115,6 +135,19 @@ async def open_service(
     await edit_or_send(query, text, keyboard)
 
 
+async def favourites_page(
+    query: CallbackQuery,
+    callback_data: FavouritesCb,
+    t: Translator,
+    catalogue: Catalogue,
+    user: User,
+) -> None:
+    text, keyboard = await favourites_view(
+        t, catalogue, user, callback_data.country, callback_data.page
+    )
+    await edit_or_send(query, text, keyboard)
+
+
 async def toggle_star(
     query: CallbackQuery,
     callback_data: ServiceCb,
@@ -129,22 +162,12 @@ async def toggle_star(
         return
     starred = await catalogue.toggle_favourite(user.id, service.code)
     callback_answer.text = t.plain("star-added" if starred else "star-removed")
-    # Swap just the star in place: the list may be a page or search results, and
-    # re-ordering it under the user's finger would make the next tap hit another row.
-    message = pressed_message(query)
-    if message is None or message.reply_markup is None:
-        return
-    label = t.plain("star-on-button" if starred else "star-off-button")
-    rows = [
-        [
-            InlineKeyboardButton(text=label, callback_data=b.callback_data)
-            if b.callback_data == query.data
-            else b
-            for b in row
-        ]
-        for row in message.reply_markup.inline_keyboard
-    ]
-    await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+    # The editor's page again, in the same order, with this star flipped (a ☆ from an
+    # older list message turns that message into the editor, which says what happened).
+    text, keyboard = await favourites_view(
+        t, catalogue, user, callback_data.country, callback_data.page
+    )
+    await edit_or_send(query, text, keyboard)
 
 
 def build_router() -> Router:
@@ -156,4 +179,5 @@ def build_router() -> Router:
     router.callback_query.register(services_page, ServicesCb.filter())
     router.callback_query.register(open_service, ServiceCb.filter(F.action == ServiceAction.OPEN))
     router.callback_query.register(toggle_star, ServiceCb.filter(F.action == ServiceAction.STAR))
+    router.callback_query.register(favourites_page, FavouritesCb.filter())
     return router

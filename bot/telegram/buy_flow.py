@@ -116,8 +116,50 @@ class BuyView:
         self.pressed = pressed
 
     async def say(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-        """A new message in the chat the button lives in."""
+        """A new message in the chat the button lives in; the tap's toast says to look
+        there, since the button may be far up the chat from where the answer lands."""
         await self.bot.send_message(self.chat_id, text, reply_markup=markup)
+        answer = self.callback_answer
+        if answer is not None and not answer.disabled and answer.text is None:
+            answer.text = self.t.plain("answer-below")
+
+    async def mark_bought(self) -> None:
+        """Put "bought" on the face of a one-purchase prompt's button (buy at the new price,
+        try again), so the prompt no longer looks like an offer. Not on a list, whose other
+        buttons still buy and which would cost an edit a purchase when the bot is busiest;
+        not in a group, whose messages serve every member."""
+        query, keyboard = self.query, self.message.reply_markup
+        if query is None or query.data is None or keyboard is None or self.chat_id < 0:
+            return
+        buys = [
+            b
+            for row in keyboard.inline_keyboard
+            for b in row
+            if b.callback_data is not None and b.callback_data.startswith(f"{BuyCb.__prefix__}:")
+        ]
+        if len(buys) != 1:
+            return
+        rows = [
+            [
+                InlineKeyboardButton(
+                    text=self.t.plain("buy-done-button"),
+                    callback_data=b.callback_data,
+                )
+                if b.callback_data == query.data
+                else b
+                for b in row
+            ]
+            for row in keyboard.inline_keyboard
+        ]
+        try:
+            await self.bot.edit_message_reply_markup(
+                chat_id=self.chat_id,
+                message_id=self.message.message_id,
+                reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
+            )
+        except TelegramAPIError as exc:
+            # Only the label is lost; the card is on its way or there.
+            logger.info("could not mark the buy button: %s", exc)
 
     async def started(self, place: int | None) -> None:
         """The purchase is in the queue's hands: stop the spinner now, with the place in line
@@ -174,7 +216,10 @@ class BuyView:
         match outcome:
             case Bought(activation=activation):
                 await self.show(activation)
+                await self.mark_bought()
             case InLine(queued=queued):
+                # No label edit here: a line forms when the bot is busiest, and the place
+                # message already answers the tap where the user looks.
                 await self.show(queued)
             case Repeated():
                 await self._repeated(outcome)

@@ -60,6 +60,14 @@ class ServiceCb(CallbackData, prefix="v1v"):
     page: int
 
 
+class FavouritesCb(CallbackData, prefix="v1e"):
+    """A page of the favourites editor: every service with its ☆/⭐ toggle, in catalogue
+    order, so that the rows stay put while stars are toggled."""
+
+    country: str
+    page: int
+
+
 class BuyCb(CallbackData, prefix="v1b"):
     """The button that buys: what, from which pool, at which price, and a one-off nonce.
 

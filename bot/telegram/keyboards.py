@@ -15,6 +15,7 @@ from bot.telegram.callbacks import (
     ActCb,
     BuyCb,
     CountryCb,
+    FavouritesCb,
     HistoryCb,
     HistoryFilter,
     LangCb,
@@ -103,14 +104,14 @@ def service_label(t: Translator, service: Service) -> str:
 def service_row(
     t: Translator, service: Service, country: str, page: int, starred: bool
 ) -> list[InlineKeyboardButton] | None:
-    """One service: tapping a single-pool service buys it; a multi-pool one opens its pools."""
+    """One service, the whole width of the chat (a phone shows the name and price without
+    wrapping): tapping a single-pool service buys it; a multi-pool one opens its pools. A
+    favourite carries a ⭐; stars are set on the favourites screen."""
     label = service_label(t, service)
+    if starred:
+        label = t.plain("service-starred", label=label)
     main: InlineKeyboardButton | None
     try:
-        star = button(
-            t.plain("star-on-button" if starred else "star-off-button"),
-            ServiceCb(action=ServiceAction.STAR, country=country, ref=service.ref, page=page),
-        )
         if service.multi_pool:
             main = button(
                 label,
@@ -122,7 +123,40 @@ def service_row(
         main = None
     if main is None:
         return None
-    return [main, star]
+    return [main]
+
+
+def favourites_keyboard(
+    t: Translator,
+    services: Iterable[Service],
+    *,
+    country: str,
+    page: int,
+    pages: int,
+    favourites: set[str],
+) -> InlineKeyboardMarkup:
+    """The favourites editor: one toggle a service, then the pages and back to the list."""
+    rows: Rows = []
+    for service in services:
+        key = "favourite-on-button" if service.code in favourites else "favourite-off-button"
+        try:
+            data = ServiceCb(action=ServiceAction.STAR, country=country, ref=service.ref, page=page)
+            rows.append([button(t.plain(key, name=service.name), data)])
+        except ValueError:
+            continue
+    nav: list[InlineKeyboardButton] = []
+    if page > 0:
+        nav.append(
+            button(t.plain("page-prev-button"), FavouritesCb(country=country, page=page - 1))
+        )
+    if page < pages - 1:
+        nav.append(
+            button(t.plain("page-next-button"), FavouritesCb(country=country, page=page + 1))
+        )
+    if nav:
+        rows.append(nav)
+    rows.append([button(t.plain("favourites-done-button"), ServicesCb(country=country, page=0))])
+    return markup(rows)
 
 
 def services_keyboard(
@@ -153,6 +187,10 @@ def services_keyboard(
         rows.append(nav)
     if not paged:
         rows.append([button(t.plain("services-button"), ServicesCb(country=country, page=0))])
+    else:
+        rows.append(
+            [button(t.plain("favourites-button"), FavouritesCb(country=country, page=page))]
+        )
     rows.append(menu_row(t))
     return markup(rows)
 
@@ -286,7 +324,8 @@ def history_keyboard(
         filters.append(
             button(f"• {label}" if item == current else label, HistoryCb(status=item, page=0))
         )
-    rows.append(filters)
+    # Two a row: four in one row truncate on a phone ("Refun…").
+    rows.extend([filters[:2], filters[2:]])
     if pages > 1:
         nav: list[InlineKeyboardButton] = []
         if page > 0:

@@ -113,15 +113,24 @@ async def test_search_by_typing_and_favourites_first(
     sent = await alice.send("sign")
     found = await alice.wait_for(after=sent)
     assert found.text == "Services matching “sign”:"
-    assert found.button_texts[0] == ["Signal — $0.60", "☆"]
-
-    answer = await alice.press(found, "☆")
-    assert answer.text == "Added to favourites."
-    starred = await alice.wait_for_edit(found)
-    assert starred.button_texts[0] == ["Signal — $0.60", "★"]
+    # Full-width rows: the name and price alone, nothing sharing the row.
+    assert found.button_texts[0] == ["Signal — $0.60"]
 
     services = await open_services(alice, menu)
-    assert services.button_texts[0] == ["Signal — $0.60", "★"]
+    assert all(len(row) == 1 for row in services.button_texts[:-2])
+    await alice.press(services, "⭐ Favourites")
+    editor = await alice.wait_for_edit(services, lambda m: m.text.startswith("Favourites"))
+    rows_before = editor.button_texts
+    answer = await alice.press(editor, "☆ Signal")
+    assert answer.text == "Added to favourites."
+    starred = await alice.wait_for_edit(editor, lambda m: ["⭐ Signal"] in m.button_texts)
+    # The rows stay where they were; only Signal's star changed.
+    assert [r for r in starred.button_texts if r != ["⭐ Signal"]] == [
+        r for r in rows_before if r != ["☆ Signal"]
+    ]
+    await alice.press(starred, "✅ Done")
+    listed = await alice.wait_for_edit(starred, lambda m: m.text.startswith("Choose a service"))
+    assert listed.button_texts[0] == ["⭐ Signal — $0.60"]
     # Buying from search results works like from the list.
     card = await buy_from(alice, found, "Signal — $0.60")
     assert "Signal" in card.text

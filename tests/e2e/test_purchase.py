@@ -184,7 +184,9 @@ async def test_a_changed_price_is_confirmed_never_charged_silently(
     # The admin raises the markup after the list was shown at $0.60.
     await bot_app.repo.settings.set(MARKUP_PERCENT_KEY, "50")
 
-    await alice.press(services, "Signal — $0.60")
+    tapped = await alice.press(services, "Signal — $0.60")
+    # The list may be far up the chat: the toast says where the answer went.
+    assert tapped.text == "The answer is in a new message below ⬇️"
     ask = await alice.wait_for(lambda m: "has changed" in m.text, after=services)
     assert "now $0.90" in ask.text
     assert "was $0.60" in ask.text
@@ -193,6 +195,12 @@ async def test_a_changed_price_is_confirmed_never_charged_silently(
 
     card = await buy_from(alice, ask, "Buy for $0.90")
     assert "$0.90" in card.text
+    assert await balance(bot_app, alice.id) == 100_000 - 9_000
+    # The prompt's button now says, on its face, that it bought.
+    done = await alice.wait_for_edit(ask, lambda m: "Bought" in m.button_texts[0][0])
+    assert done.button_texts[0] == ["✅ Bought — see its card"]
+    again = await alice.press(done, "Bought")
+    assert again.text == "This button has already bought a number — see its card."
     assert await balance(bot_app, alice.id) == 100_000 - 9_000
 
 

@@ -3,19 +3,27 @@
 countries-text = Choose a country:
 services-text =
     <b>Choose a service</b>
-    Tap a service to buy a number at the price shown. ☆ adds it to your favourites.
+    Tap a service to buy a number at the price shown; your favourites (⭐) come first.
     You can also type part of a name to search.
 services-page = Page { $page } of { $pages }
 services-empty = No services are available right now. Please try again in a minute.
 service-button = { $name } — { $price }
 service-multi-button = { $name } — from { $price } ›
 service-soldout-button = { $name } — sold out ›
-star-on-button = ★
-star-off-button = ☆
+service-starred = ⭐ { $label }
+favourites-button = ⭐ Favourites
+favourites-text =
+    <b>Favourites</b>
+    Tap a service to add it to your favourites (⭐) or take it off; they come first in the list.
+favourite-on-button = ⭐ { $name }
+favourite-off-button = ☆ { $name }
+favourites-done-button = ✅ Done
 star-added = Added to favourites.
 star-removed = Removed from favourites.
 page-prev-button = ‹ Back
 page-next-button = Next ›
+answer-below = The answer is in a new message below ⬇️
+buy-done-button = ✅ Bought — see its card
 services-button = « Services
 search-results = Services matching “{ $query }”:
 search-none =

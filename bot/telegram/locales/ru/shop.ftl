@@ -3,19 +3,27 @@
 countries-text = Выберите страну:
 services-text =
     <b>Выберите сервис</b>
-    Нажмите на сервис, чтобы купить номер по указанной цене. ☆ добавляет его в избранное.
+    Нажмите на сервис, чтобы купить номер по указанной цене; избранные (⭐) — первыми.
     Можно также написать часть названия для поиска.
 services-page = Страница { $page } из { $pages }
 services-empty = Сейчас нет доступных сервисов. Попробуйте через минуту.
 service-button = { $name } — { $price }
 service-multi-button = { $name } — от { $price } ›
 service-soldout-button = { $name } — нет номеров ›
-star-on-button = ★
-star-off-button = ☆
+service-starred = ⭐ { $label }
+favourites-button = ⭐ Избранное
+favourites-text =
+    <b>Избранное</b>
+    Нажмите на сервис, чтобы добавить его в избранное (⭐) или убрать; избранные показываются первыми.
+favourite-on-button = ⭐ { $name }
+favourite-off-button = ☆ { $name }
+favourites-done-button = ✅ Готово
 star-added = Добавлено в избранное.
 star-removed = Убрано из избранного.
 page-prev-button = ‹ Назад
 page-next-button = Далее ›
+answer-below = Ответ — в новом сообщении ниже ⬇️
+buy-done-button = ✅ Куплено — см. карточку
 services-button = « Сервисы
 search-results = Сервисы по запросу «{ $query }»:
 search-none =
