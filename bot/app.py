@@ -23,9 +23,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.types import BotCommand
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -42,8 +40,9 @@ from bot.services.maintenance import Maintenance
 from bot.services.poller import Poller
 from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.buy_flow import BuyFlow, membership
+from bot.telegram.commands import set_admin_commands, set_default_commands
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
-from bot.telegram.i18n import LANGUAGES, I18n
+from bot.telegram.i18n import I18n
 from bot.telegram.middlewares import (
     BotAPIMetricsMiddleware,
     InflightMiddleware,
@@ -408,7 +407,8 @@ async def create_app(
             await app.ops_server.start()
         await purchase_queue.start()
         await queue_notifier.start()
-        await _set_commands(bot, i18n)
+        await set_default_commands(bot, i18n)
+        await set_admin_commands(bot, i18n, repo, settings.admin_ids)
         delivery.poller.add_jobs(scheduler)
         if app.daily_backup is not None:
             scheduler.add_job(
@@ -433,31 +433,6 @@ async def create_app(
     dp.startup.register(on_startup)
     dp.shutdown.register(app.shut_down)
     return app
-
-
-async def _set_commands(bot: Bot, i18n: I18n) -> None:
-    for lang in LANGUAGES:
-        t = i18n.translator(lang)
-        commands = [
-            BotCommand(command=name, description=t.plain(f"cmd-{name}"))
-            # /paysupport and /terms: Telegram asks every seller of Stars to have them.
-            for name in (
-                "start",
-                "buy",
-                "numbers",
-                "balance",
-                "help",
-                "settings",
-                "paysupport",
-                "terms",
-            )
-        ]
-        # English is also the default for every language without its own list.
-        try:
-            await bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
-        except TelegramAPIError as exc:
-            # A missing command menu is cosmetic; it must not keep the bot from starting.
-            logger.warning("setMyCommands (%s) failed: %s", lang, exc)
 
 
 # --- `daisybot run` ----------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
 from bot.telegram.callbacks import LangCb, MenuAction, MenuCb
+from bot.telegram.commands import set_chat_commands
 from bot.telegram.i18n import I18n, Translator
 from bot.telegram.keyboards import back_to_menu, language_keyboard, main_menu
 from bot.telegram.menu import help_text, menu_text
@@ -17,12 +18,17 @@ from storage.models import User, Wallet
 from storage.repo import Repo
 
 
-async def start(message: Message, t: Translator, settings: Settings, wallet: Wallet) -> None:
-    await message.answer(menu_text(t, settings, wallet), reply_markup=main_menu(t))
-
-
 def _is_admin(settings: Settings, user_id: int | None) -> bool:
     return user_id is not None and user_id in settings.admin_ids
+
+
+async def start(
+    message: Message, bot: Bot, t: Translator, settings: Settings, wallet: Wallet
+) -> None:
+    await message.answer(menu_text(t, settings, wallet), reply_markup=main_menu(t))
+    if _is_admin(settings, message.chat.id):
+        # An admin who had not started the bot when it did had no chat to set a menu for.
+        await set_chat_commands(bot, message.chat.id, t, admin=True)
 
 
 async def help_command(message: Message, t: Translator, settings: Settings) -> None:
@@ -45,6 +51,7 @@ async def language_menu(query: CallbackQuery, t: Translator) -> None:
 
 async def set_language(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: LangCb,
     user: User,
     wallet: Wallet,
@@ -59,6 +66,8 @@ async def set_language(
     t = i18n.translator(callback_data.lang)
     callback_answer.text = t.plain("language-set")
     await edit_or_send(query, menu_text(t, settings, wallet), main_menu(t))
+    # The command menu follows: Telegram would go on showing the client language's list.
+    await set_chat_commands(bot, user.id, t, admin=_is_admin(settings, user.id))
 
 
 def build_router() -> Router:

@@ -31,6 +31,7 @@ from tests.e2e.helpers import (
     open_services,
     start,
 )
+from tests.fixtures.waiting import wait_until
 
 ADMIN = 900
 
@@ -64,6 +65,20 @@ async def say(user: EmulatedUser, text: str, *, timeout: float = 5.0) -> ChatMes
 
 async def all_entries(app: App) -> list[LedgerEntry]:
     return await app.repo.ledger.entries_page(limit=10_000)
+
+
+async def test_admins_find_their_tools_in_their_command_menu(
+    app: App, emulator: BotAPIEmulator
+) -> None:
+    await admin_user(emulator, app)
+    scope = {"type": "chat", "chat_id": ADMIN}
+    await wait_until(lambda: bool(emulator.commands(scope=scope)), what="the admin's menu")
+    own = {c["command"]: c["description"] for c in emulator.commands(scope=scope)}
+    assert own["admin"] == "Admin panel"
+    assert {"buy", "balance", "topup", "refund", "ban", "export"} <= set(own)
+    # Nobody else's menu lists them.
+    assert "admin" not in {c["command"] for c in emulator.commands()}
+    assert "admin" not in {c["command"] for c in emulator.commands(language_code="ru")}
 
 
 async def test_admin_topup_credits_and_notifies_the_user(

@@ -112,6 +112,17 @@ async def test_language_follows_telegram_and_can_be_switched(
     user = await bot_app.repo.users.get(anna.id)
     assert user is not None
     assert user.language == "ru"
+    # Her command menu follows the choice, though her Telegram is in English.
+    await wait_until(
+        lambda: bool(emulator.commands(scope={"type": "chat", "chat_id": anna.id})),
+        what="Anna's own command menu",
+    )
+    own = {
+        c["command"]: c["description"]
+        for c in emulator.commands(scope={"type": "chat", "chat_id": anna.id})
+    }
+    assert own["buy"] == "Купить номер"
+    assert "admin" not in own
     # Telegram's language_code only sets the first language; the choice sticks.
     sent = await anna.send("/start")
     assert "Баланс" in (await anna.wait_for(after=sent)).text

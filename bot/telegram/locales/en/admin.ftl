@@ -114,3 +114,15 @@ admin-alert-backup =
 admin-alert-payment =
     ⚠️ A Stars payment could not be credited: charge <code>{ $charge }</code> from user { $user }, { $stars } ⭐ ({ $reason }).
     Refund it with <code>/refund { $charge }</code> or credit the user by hand.
+
+# The admins' own command menu (setMyCommands for their chat).
+cmd-admin = Admin panel
+cmd-user = Find a user: /user id or @username
+cmd-topup = Credit a user: /topup user amount
+cmd-refund = Refund a Stars payment
+cmd-ban = Ban a user
+cmd-unban = Unban a user
+cmd-markup = Show or set the markup
+cmd-stats = Sales and balances
+cmd-export = Ledger as CSV
+cmd-broadcast = Message every user

@@ -114,3 +114,15 @@ admin-alert-backup =
 admin-alert-payment =
     ⚠️ Оплату звёздами не удалось зачислить: платёж <code>{ $charge }</code> от пользователя { $user }, { $stars } ⭐ ({ $reason }).
     Верните её командой <code>/refund { $charge }</code> или зачислите вручную.
+
+# The admins' own command menu (setMyCommands for their chat).
+cmd-admin = Панель администратора
+cmd-user = Найти пользователя: /user id или @имя
+cmd-topup = Пополнить пользователю: /topup кто сумма
+cmd-refund = Вернуть оплату звёздами
+cmd-ban = Заблокировать пользователя
+cmd-unban = Разблокировать пользователя
+cmd-markup = Показать или изменить наценку
+cmd-stats = Продажи и балансы
+cmd-export = Журнал операций в CSV
+cmd-broadcast = Сообщение всем пользователям
