@@ -18,6 +18,7 @@ import pytest
 from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedGroup, EmulatedUser, PaymentDeclined
 from bot.sandbox import Sandbox
+from bot.services.maintenance import MAINTENANCE_KEY
 from bot.telegram.callbacks import AdminAction, AdminCb
 from tests.conftest import DAISYSIM_KEY, make_settings, running_app
 from tests.e2e.helpers import (
@@ -328,10 +329,24 @@ async def test_maintenance_1_forces_it_whatever_the_panel_says(
         await admin.press(screen, data=off)
         still = await admin.wait_for_edit(screen, lambda m: "Saved." in m.text)
         assert "Forced on by MAINTENANCE=1" in still.text
-        notice = await tap_while_paused(alice, await open_services(alice, menu), SIGNAL)
+        # Nor does a duration button from a panel shown before MAINTENANCE=1 was set store a
+        # switch the forced screen would hide (and that would outlive MAINTENANCE=1).
+        manual = AdminCb(action=AdminAction.MAINTENANCE_ON, units=0).pack()
+        await admin.press(still, data=manual)
+        assert await app.repo.settings.get(MAINTENANCE_KEY) is None
+        services = await open_services(alice, menu)
+        notice = await tap_while_paused(alice, services, SIGNAL)
         assert "We'll be back as soon as we can." in notice.text
         assert await upstream_orders(sandbox) == 0
         assert await balance(app, alice.id) == 100_000
         await assert_books_balanced(app)
         no_traceback(alice)
         no_traceback(admin)
+    # MAINTENANCE unset and restarted: open again.
+    async with admin_app(tmp_path, sandbox, emulator) as app:
+        screen = await maintenance_screen(admin)
+        assert "Maintenance mode: off" in screen.text
+        await buy_from(alice, services, SIGNAL)
+        assert await upstream_orders(sandbox) == 1
+        await assert_books_balanced(app)
+        no_traceback(alice)
