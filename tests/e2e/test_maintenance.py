@@ -8,6 +8,7 @@ each test reads the chats, the ledger and the sandbox's own record of purchases.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -209,6 +210,41 @@ async def test_stars_are_refused_at_pre_checkout_and_the_amounts_say_paused(
     assert declined.value.error_message.endswith("Please try again in about 60 min.")
     assert await balance(app, alice.id) == 0
     assert await ledger(app, alice.id) == []
+    await assert_books_balanced(app)
+    no_traceback(alice)
+
+
+async def test_a_payment_approved_before_the_pause_is_still_credited(
+    app: App, emulator: BotAPIEmulator
+) -> None:
+    """Telegram takes the Stars once the bot said yes at pre-checkout; the successful_payment
+    that lands after the pause began must be credited, not refused."""
+    admin, _ = await start(emulator, app, ADMIN, name="Root", funds=0)
+    alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
+    await alice.press(menu, "Balance")
+    screen = await alice.wait_for_edit(menu, lambda m: "Balance:" in m.text)
+    await alice.press(screen, "Top up")
+    amounts = await alice.wait_for_edit(screen, lambda m: "Telegram Stars" in m.text)
+    await alice.press(amounts, "$1.00 — 80 ⭐")
+    invoice = await alice.wait_for(lambda m: m.invoice is not None)
+    update = await alice.pay(invoice)
+    await alice.wait_for(lambda m: "Payment received" in m.text)
+
+    await switch_on(admin, "30 min")
+    # A second payment of the invoice, approved before the pause, completes during it.
+    late = copy.deepcopy(update)
+    late["message"]["successful_payment"]["telegram_payment_charge_id"] += "-late"
+    emulator.push_update(late)
+    await wait_until(
+        lambda: len([m for m in alice.history if "Payment received" in m.text]) == 2,
+        what="the late payment credited",
+    )
+    assert await balance(app, alice.id) == 20_000
+    assert [(e.kind, e.amount) for e in await ledger(app, alice.id)] == [
+        ("stars", 10_000),
+        ("stars", 10_000),
+    ]
+    assert len(await app.repo.payments.list_for_user(alice.id)) == 2
     await assert_books_balanced(app)
     no_traceback(alice)
 
