@@ -63,8 +63,10 @@ async def turn_on(
     query: CallbackQuery, callback_data: AdminCb, t: Translator, maintenance: Maintenance
 ) -> None:
     minutes = callback_data.units
-    if minutes != 0 and minutes not in DURATIONS_MINUTES:
-        # Forged data: only the durations the screen offers.
+    if maintenance.forced or (minutes != 0 and minutes not in DURATIONS_MINUTES):
+        # Forged data: only the durations the screen offers. While MAINTENANCE=1 it offers
+        # none: a button from an older screen would store a switch the forced screen does not
+        # show, and it would keep the shop closed after MAINTENANCE=1 is unset.
         await show(query, t, maintenance)
         return
     status = await maintenance.turn_on(None if minutes == 0 else minutes)
