@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bot.emulator import BotAPIEmulator, ChatMessage
 from bot.sandbox import Sandbox
+from bot.sandbox.control import OrderInfo
 from storage.db import Database
 from storage.repo import Repo
 from tests.conftest import BOT_TOKEN, DAISYSIM_KEY, TIME_SCALE
@@ -132,16 +133,39 @@ async def say(emulator: BotAPIEmulator, user_id: int, text: str, expect: str) ->
     return await user.wait_for(lambda m: expect in m.text, after=sent, timeout=10)
 
 
+async def funded_buyer(emulator: BotAPIEmulator) -> ChatMessage:
+    """Alice started the bot, an admin topped her up by $5, and she holds the service list."""
+    await say(emulator, ALICE, "/start", "Balance")
+    topped = await say(emulator, ADMIN, f"/topup {ALICE} 5", "topped up")
+    assert "topped up by $5.00" in topped.text
+    return await say(emulator, ALICE, "/buy", "Choose a service")
+
+
+async def ledger_check(tmp_path: Path, env: dict[str, str]) -> None:
+    """`daisybot ledger-check` on the database the bot left behind."""
+    checked = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "ledger-check",
+        "--db",
+        str(tmp_path / "bot.sqlite3"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    report, _ = await asyncio.wait_for(checked.communicate(), timeout=30)
+    assert checked.returncode == 0, report.decode()
+
+
 async def test_sigterm_while_a_purchase_is_upstream_finishes_it_and_exits_0(
     tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
 ) -> None:
     env = bot_env(tmp_path, sandbox, emulator)
     alice = emulator.user(ALICE, "Alice", language_code="en")
     async with bot_process(tmp_path, env, emulator) as bot:
-        await say(emulator, ALICE, "/start", "Balance")
-        topped = await say(emulator, ADMIN, f"/topup {ALICE} 5", "topped up")
-        assert "topped up by $5.00" in topped.text
-        services = await say(emulator, ALICE, "/buy", "Choose a service")
+        services = await funded_buyer(emulator)
         await sandbox.control.add_fault("purchase", "delay_before", delay=PURCHASE_DELAY)
         before = alice.messages[-1].message_id
         tapped = asyncio.create_task(alice.press(services, SIGNAL, timeout=10))
@@ -191,20 +215,7 @@ async def test_sigterm_while_a_purchase_is_upstream_finishes_it_and_exits_0(
     assert activation.phone_number == order.phone_number
     assert activation.state == "waiting"
     assert activation.card_message_id == cards[0].message_id
-    checked = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "ledger-check",
-        "--db",
-        str(tmp_path / "bot.sqlite3"),
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    report, _ = await asyncio.wait_for(checked.communicate(), timeout=30)
-    assert checked.returncode == 0, report.decode()
+    await ledger_check(tmp_path, env)
 
     # The next start answers the late message; Ctrl-C stops that one cleanly too.
     async with bot_process(tmp_path, env, emulator) as again:
@@ -215,3 +226,48 @@ async def test_sigterm_while_a_purchase_is_upstream_finishes_it_and_exits_0(
         assert await again.exited(timeout=GRACE + 5) == 0, again.log
         assert "Received SIGINT signal" in again.log
         assert "Traceback" not in again.log
+
+
+async def test_sigterm_with_a_purchase_waiting_in_line_keeps_its_place_and_money(
+    tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
+) -> None:
+    """The upstream said "wait an hour" (429): the purchase waits in line, its price held.
+    SIGTERM then sends nothing new upstream and refunds nothing; the next start serves it."""
+    env = bot_env(tmp_path, sandbox, emulator)
+    alice = emulator.user(ALICE, "Alice", language_code="en")
+    async with bot_process(tmp_path, env, emulator) as bot:
+        services = await funded_buyer(emulator)
+        await sandbox.control.add_fault("purchase", "error", code="RATE_LIMITED", seconds=3600)
+        before = alice.messages[-1].message_id
+        await alice.press(services, SIGNAL, timeout=10)
+        place = await alice.wait_for(lambda m: "in line" in m.text, after=before, timeout=10)
+        await emulator.wait_confirmed()
+        bot.process.send_signal(signal.SIGTERM)
+        assert await bot.exited(timeout=GRACE + 5) == 0, bot.log
+        assert "Traceback" not in bot.log
+    stats = await sandbox.control.stats()
+    assert stats.requests.get("purchase", 0) == 1  # the refused one; nothing sent at the stop
+    db = await Database.open(tmp_path / "bot.sqlite3")
+    try:
+        repo = Repo(db)
+        assert await repo.queue.count() == 1
+        wallet = await repo.wallets.get_by_owner("user", ALICE)
+        assert wallet is not None
+        assert wallet.balance == 50_000 - 6_000  # held, not refunded
+    finally:
+        await db.close()
+    await ledger_check(tmp_path, env)
+
+    async with bot_process(tmp_path, env, emulator) as again:
+
+        async def bought() -> list[OrderInfo]:
+            return (await sandbox.control.account(DAISYSIM_KEY)).orders
+
+        [order] = await wait_until(bought, timeout=20, what="the queued purchase sent")
+        # The message that showed the place becomes the card with that number (on the way it
+        # may show "buying…" for as long as the call is in flight).
+        card = await alice.wait_for_edit(place, lambda m: order.phone_number in m.text)
+        assert is_card(card)
+        again.process.send_signal(signal.SIGTERM)
+        assert await again.exited(timeout=GRACE + 5) == 0, again.log
+    await ledger_check(tmp_path, env)
