@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.common import RemoteSandbox, json_line, percentile, table, wait_for
 from bot.app import App, create_app
@@ -83,7 +84,7 @@ async def run(n: int, mode: str, workdir: Path) -> dict[str, object]:
     sandbox = await RemoteSandbox.start(time_scale=1.0, seed=7)
     try:
         async with BotAPIEmulator(token=TOKEN, flood=FloodLimits.off()) as emulator:
-            values: dict[str, object] = {
+            values: dict[str, Any] = {
                 "bot_token": TOKEN,
                 "telegram_api_url": emulator.api_url,
                 "daisysim_api_key": KEY,
