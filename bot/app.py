@@ -46,6 +46,7 @@ from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.buy_flow import BuyFlow, membership
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.telegram.i18n import LANGUAGES, I18n
+from bot.telegram.limits import TelegramLimits
 from bot.telegram.middlewares import (
     BotAPIMetricsMiddleware,
     DedupMiddleware,
@@ -117,9 +118,12 @@ def build_delivery(
     bot: Bot,
     i18n: I18n,
     metrics: Metrics | None = None,
+    telegram_limits: TelegramLimits | None = None,
 ) -> Delivery:
     metrics = metrics or client.metrics
-    sender = OutboxSender(repo=repo, bot=bot, metrics=metrics)
+    sender = OutboxSender(
+        repo=repo, bot=bot, metrics=metrics, limits=telegram_limits or TelegramLimits()
+    )
     notifier = TelegramNotifier(repo=repo, i18n=i18n, sender=sender)
     poller = Poller.from_settings(
         settings, repo=repo, client=client, notifier=notifier, countdown=notifier, metrics=metrics
@@ -313,8 +317,13 @@ async def create_app(
     daisysim_base_url_override: str | None = None,
     daisysim_api_key_override: str | None = None,
     daisysim_timeout: float = DAISYSIM_TIMEOUT_SECONDS,
+    telegram_limits: TelegramLimits | None = None,
 ) -> App:
-    """Build the app; nothing talks to Telegram or DaisySim until `run`."""
+    """Build the app; nothing talks to Telegram or DaisySim until `run`.
+
+    `telegram_limits`: the budgets the bot keeps to for Telegram's flood limits (handler
+    replies and the outbox); Telegram's own by default. Only a benchmark of the bot's own
+    side (bench/webhook.py) lifts them."""
     db = await Database.open(settings.database_path)
     # The app's own registry: every app in a test process counts only itself.
     metrics = Metrics()
@@ -351,7 +360,13 @@ async def create_app(
     inflight = InflightMiddleware()
     # Codes, refunds, alerts and card redraws reach people through the outbox.
     delivery = build_delivery(
-        settings, repo=repo, client=client, bot=bot, i18n=i18n, metrics=metrics
+        settings,
+        repo=repo,
+        client=client,
+        bot=bot,
+        i18n=i18n,
+        metrics=metrics,
+        telegram_limits=telegram_limits,
     )
     # Purchases beyond the upstream's rate limit wait in a fair line.
     purchase_queue = PurchaseQueue(
