@@ -19,6 +19,7 @@ import httpx
 import pytest
 from aiogram.exceptions import TelegramConflictError
 
+from bot import healthcheck
 from bot.app import App
 from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
@@ -192,6 +193,15 @@ async def test_metrics_health_and_readiness_on_the_webhook_server(
         await wait_until(ready, what="/readyz 200")
         # The webhook route takes POSTs only.
         assert (await http.get(WEBHOOK_PATH)).status_code == 405
+
+
+async def test_the_container_health_probe_asks_the_webhook_server(bot_app: App) -> None:
+    settings = bot_app.settings
+    assert settings.webhook_url is not None
+    env = {"WEBHOOK_URL": settings.webhook_url, "WEBHOOK_LISTEN": settings.webhook_listen}
+    assert healthcheck.health_urls(env) == [server_url(bot_app) + "/healthz"]
+    # The probe blocks (urllib): in a thread, so the server on this loop can answer it.
+    assert await asyncio.to_thread(healthcheck.main, [], env) == 0
 
 
 async def test_updates_sent_while_the_bot_is_down_arrive_after_the_next_start(
