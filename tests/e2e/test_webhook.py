@@ -170,7 +170,38 @@ async def test_an_update_delivered_twice_is_handled_once(
         ("purchase", -WHATSAPP_UNITS),
     ]
     assert len(await activations(bot_app, alice.id)) == 1
+
+    # Acknowledged like any update (so Telegram stops resending it), and nothing in the body:
+    # replies go out as API calls, never in the webhook answer.
+    answers = len([m for m in alice.messages if m.from_bot])
+    async with httpx.AsyncClient() as http:
+        again = await http.post(
+            server_url(bot_app) + WEBHOOK_PATH,
+            json=first.update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+        )
+    assert (again.status_code, again.json()) == (200, {})
+    await wait_until(lambda: duplicates(bot_app) == 3, what="the third /start skipped")
+    assert len([m for m in alice.messages if m.from_bot]) == answers
     await assert_books_balanced(bot_app)
+
+
+async def test_polling_after_webhook_mode_takes_the_webhook_down_first(
+    app_factory: AppFactory, emulator: BotAPIEmulator
+) -> None:
+    async with app_factory() as app:
+        await start(emulator, app, 1007)
+    assert emulator.webhook_url is not None
+    # The same bot started without WEBHOOK_URL: getUpdates would be refused while the webhook
+    # is set, so the polling start deletes it (keeping what is pending) and polls.
+    async with app_factory(webhook_url=None) as app:
+        assert app.webhook is None
+        assert emulator.webhook_url is None
+        [call] = emulator.calls_to("deleteWebhook")
+        assert call.params.get("drop_pending_updates") in (None, False, "false")
+        alice = emulator.user(1007)
+        answer = await alice.wait_for(after=await alice.send("/balance"))
+        assert "Balance" in answer.text
 
 
 async def test_metrics_health_and_readiness_on_the_webhook_server(
