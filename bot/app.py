@@ -3,8 +3,9 @@ dispatcher → scheduler.
 
 Nothing here runs at import time. `create_app` builds one `App`, always the whole of it: the
 handlers, the outbox sender, the poller with its jobs, the purchase queue and the notifiers
-between the services and Telegram. `App.start_polling()` runs it until `App.stop()` (or a
-signal, when asked to handle them); `run_bot` is `daisybot run`.
+between the services and Telegram. `App.run()` takes updates until `App.stop()` (or a signal,
+when asked to handle them): by long polling (`start_polling`), or in webhook mode when
+WEBHOOK_URL is set (`start_webhook`); `run_bot` is `daisybot run`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,8 +46,10 @@ from bot.telegram.buy_flow import BuyFlow, membership
 from bot.telegram.commands import set_admin_commands, set_default_commands
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.telegram.i18n import I18n
+from bot.telegram.limits import TelegramLimits
 from bot.telegram.middlewares import (
     BotAPIMetricsMiddleware,
+    DedupMiddleware,
     InflightMiddleware,
     UpdateMetricsMiddleware,
     UserMiddleware,
@@ -53,6 +58,7 @@ from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.ops_web import Ops, OpsServer
 from bot.telegram.outbox import OutboxSender
 from bot.telegram.queue_notify import QueueNotifier
+from bot.telegram.webhook import WebhookServer
 from handlers import build_routers
 from storage.db import Database
 from storage.repo import Repo
@@ -112,9 +118,12 @@ def build_delivery(
     bot: Bot,
     i18n: I18n,
     metrics: Metrics | None = None,
+    telegram_limits: TelegramLimits | None = None,
 ) -> Delivery:
     metrics = metrics or client.metrics
-    sender = OutboxSender(repo=repo, bot=bot, metrics=metrics)
+    sender = OutboxSender(
+        repo=repo, bot=bot, metrics=metrics, limits=telegram_limits or TelegramLimits()
+    )
     notifier = TelegramNotifier(repo=repo, i18n=i18n, sender=sender)
     poller = Poller.from_settings(
         settings, repo=repo, client=client, notifier=notifier, countdown=notifier, metrics=metrics
@@ -143,12 +152,17 @@ class App:
     # `ops_server` serves them on METRICS_LISTEN (None when unset).
     ops: Ops
     ops_server: OpsServer | None = None
+    # Webhook mode (WEBHOOK_URL set): the server Telegram POSTs updates to, with the ops routes.
+    webhook: WebhookServer | None = None
     # Requests to DaisySim time out after this; shutdown waits that long for calls in flight.
     upstream_timeout: float = DAISYSIM_TIMEOUT_SECONDS
     # The maintenance switch (bot/services/maintenance.py) and the daily backup (BACKUP_DIR).
     maintenance: Maintenance | None = None
     daily_backup: DailyBackup | None = None
-    _polling: asyncio.Event | None = None
+    # Set once taking updates (polling or the webhook server) has ended.
+    _serving: asyncio.Event | None = None
+    # Webhook mode: set to make `start_webhook` return.
+    _stop_webhook: asyncio.Event | None = None
     _closed: bool = False
 
     @property
@@ -163,12 +177,21 @@ class App:
     def notifier(self) -> TelegramNotifier:
         return self.delivery.notifier
 
+    async def run(self, *, handle_signals: bool = False) -> None:
+        """Take updates until `stop()` (or SIGINT/SIGTERM when `handle_signals`): through the
+        webhook server when WEBHOOK_URL is set, by long polling otherwise."""
+        if self.webhook is not None:
+            await self.start_webhook(handle_signals=handle_signals)
+        else:
+            await self.start_polling(handle_signals=handle_signals)
+
     async def start_polling(self, *, handle_signals: bool = False) -> None:
         """Poll Telegram until `stop()` (or SIGINT/SIGTERM when `handle_signals`)."""
         if self._closed:
             return  # stopped before polling began: nothing is left to poll with
-        done = self._polling = asyncio.Event()
+        done = self._serving = asyncio.Event()
         try:
+            await self._leave_webhook_mode()
             await self.dp.start_polling(
                 self.bot,
                 handle_signals=handle_signals,
@@ -178,26 +201,64 @@ class App:
         finally:
             done.set()
 
-    async def stop(self) -> None:
-        """Stop polling, then the jobs, let running handlers finish, then close everything.
+    async def _leave_webhook_mode(self) -> None:
+        # Telegram refuses getUpdates (409) while a webhook is set, e.g. after this bot ran in
+        # webhook mode; the updates waiting for the webhook come by polling instead.
+        try:
+            await self.bot.delete_webhook(drop_pending_updates=False)
+        except TelegramAPIError as exc:
+            logger.warning("deleteWebhook failed (polling may be refused): %s", exc)
 
-        Idempotent. Polling ends with the dispatcher's shutdown (`shut_down`: the updates in
-        hand, the purchase queue, the poller, the outbox flush). The scheduler stops here
-        (not in a dispatcher shutdown hook) so that it stops exactly once, after polling and
-        before the client and database close. The drain below only matters when polling
-        never began: otherwise the shutdown hook has drained already.
+    async def start_webhook(self, *, handle_signals: bool = False) -> None:
+        """Serve the webhook until `stop()` (or SIGINT/SIGTERM when `handle_signals`); returns
+        once the server has stopped and the dispatcher's shutdown (`shut_down`) has run."""
+        server = self.webhook
+        if server is None:
+            raise RuntimeError("WEBHOOK_URL is not set")
+        if self._closed:
+            return
+        done = self._serving = asyncio.Event()
+        stop = self._stop_webhook = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+        try:
+            for signum in signals:
+                loop.add_signal_handler(signum, stop.set)
+            try:
+                await server.start()
+                await stop.wait()
+            finally:
+                await server.stop()
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            done.set()
+
+    async def stop(self) -> None:
+        """Stop taking updates, then the jobs, let running handlers finish, then close
+        everything.
+
+        Idempotent. Taking updates ends with the dispatcher's shutdown (`shut_down`: the
+        updates in hand, the purchase queue, the poller, the outbox flush). The scheduler
+        stops here (not in a dispatcher shutdown hook) so that it stops exactly once, after
+        the updates and before the client and database close. The drain below only matters
+        when updates were never taken: otherwise the shutdown hook has drained already.
         """
         if self._closed:
             return
         self._closed = True
-        polling = self._polling
-        while polling is not None and not polling.is_set():
+        serving = self._serving
+        if self._stop_webhook is not None:
+            self._stop_webhook.set()
+            if serving is not None:
+                await serving.wait()
+        while serving is not None and not serving.is_set():
             # RuntimeError: start_polling was called but has not begun (or already ended);
             # look again shortly rather than wait for a stop that was never requested.
             with contextlib.suppress(RuntimeError):
                 await self.dp.stop_polling()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(polling.wait(), timeout=0.05)
+                await asyncio.wait_for(serving.wait(), timeout=0.05)
         await self._stop_scheduler()
         await self.inflight.drain(self.settings.shutdown_grace_seconds)
         await self.ops.close()
@@ -206,7 +267,8 @@ class App:
         await self.db.close()
 
     async def shut_down(self) -> None:
-        """The dispatcher's shutdown, once polling has stopped (SIGTERM, SIGINT, `stop()`):
+        """The dispatcher's shutdown, once polling or the webhook server has stopped taking
+        updates (SIGTERM, SIGINT, `stop()`):
         no update is taken any more; nothing below loses money or a message.
 
         1. The updates in hand finish, for up to SHUTDOWN_GRACE_SECONDS, while the purchase
@@ -255,8 +317,13 @@ async def create_app(
     daisysim_base_url_override: str | None = None,
     daisysim_api_key_override: str | None = None,
     daisysim_timeout: float = DAISYSIM_TIMEOUT_SECONDS,
+    telegram_limits: TelegramLimits | None = None,
 ) -> App:
-    """Build the app; nothing talks to Telegram or DaisySim until `start_polling`."""
+    """Build the app; nothing talks to Telegram or DaisySim until `run`.
+
+    `telegram_limits`: the budgets the bot keeps to for Telegram's flood limits (handler
+    replies and the outbox); Telegram's own by default. Only a benchmark of the bot's own
+    side (bench/webhook.py) lifts them."""
     db = await Database.open(settings.database_path)
     # The app's own registry: every app in a test process counts only itself.
     metrics = Metrics()
@@ -293,7 +360,13 @@ async def create_app(
     inflight = InflightMiddleware()
     # Codes, refunds, alerts and card redraws reach people through the outbox.
     delivery = build_delivery(
-        settings, repo=repo, client=client, bot=bot, i18n=i18n, metrics=metrics
+        settings,
+        repo=repo,
+        client=client,
+        bot=bot,
+        i18n=i18n,
+        metrics=metrics,
+        telegram_limits=telegram_limits,
     )
     # Purchases beyond the upstream's rate limit wait in a fair line.
     purchase_queue = PurchaseQueue(
@@ -380,9 +453,23 @@ async def create_app(
         purchase_queue=purchase_queue,
         queue_notifier=queue_notifier,
         ops=ops,
+        # In webhook mode the routes are on the webhook server too; METRICS_LISTEN, when set,
+        # still serves them on their own port (the container publishes both).
         ops_server=None
         if settings.metrics_listen is None
         else OpsServer(ops, settings.metrics_listen),
+        webhook=None
+        if settings.webhook_url is None or settings.webhook_secret is None
+        else WebhookServer(
+            dispatcher=dp,
+            bot=bot,
+            inflight=inflight,
+            ops=ops,
+            url=settings.webhook_url,
+            path=settings.webhook_path,
+            listen=settings.webhook_listen,
+            secret=settings.webhook_secret.get_secret_value(),
+        ),
         upstream_timeout=daisysim_timeout,
         maintenance=maintenance,
         daily_backup=None
@@ -390,6 +477,9 @@ async def create_app(
         else DailyBackup(repo, settings, delivery.notifier, settings.backup_dir),
     )
     dp.update.outer_middleware(inflight)
+    # Before the metrics: an update delivered twice is counted once, as handled, plus once in
+    # daisybot_updates_duplicate_total.
+    dp.update.outer_middleware(DedupMiddleware(repo, metrics))
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
     dp.update.outer_middleware(UpdateContextMiddleware())
     # The outbox sender owns the one account of Telegram's limits; handler replies use it too.
@@ -425,8 +515,9 @@ async def create_app(
         delivery.start_soon()
         scheduler.start()
         logger.info(
-            "bot started (%s mode, upstream %s)",
+            "bot started (%s mode, %s, upstream %s)",
             "sandbox" if settings.sandbox_mode else "live",
+            "webhook" if settings.webhook_mode else "polling",
             client.base_url,
         )
 
@@ -460,7 +551,7 @@ class _RedactingJsonFormatter(_RedactingFormatter, JsonFormatter):
 def log_formatter(settings: Settings) -> logging.Formatter:
     secrets = [
         s.get_secret_value()
-        for s in (settings.bot_token, settings.daisysim_api_key)
+        for s in (settings.bot_token, settings.daisysim_api_key, settings.webhook_secret)
         if s is not None
     ]
     if settings.log_format == "json":
@@ -509,7 +600,7 @@ async def _run(settings: Settings) -> None:
             daisysim_api_key_override=api_key,
         )
         try:
-            await app.start_polling(handle_signals=True)
+            await app.run(handle_signals=True)
         finally:
             await app.stop()
     finally:

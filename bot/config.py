@@ -9,8 +9,16 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.money import MoneyError, to_units
@@ -27,6 +35,11 @@ class SettingsError(Exception):
 
 # Telegram usernames: 5-32 letters, digits and underscores.
 _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")
+# setWebhook's secret_token: what Telegram accepts in the X-Telegram-Bot-Api-Secret-Token header.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Hosts a plain-http WEBHOOK_URL may name: only a test double on this machine delivers there
+# (Telegram itself delivers to https:// only).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Settings(BaseSettings):
@@ -71,6 +84,50 @@ class Settings(BaseSettings):
     # is due; what it could not send stays in the outbox for the next start.
     outbox_flush_seconds: float = Field(default=5.0, ge=0, le=600)
 
+    # Webhook mode (issue 16): Telegram POSTs updates to WEBHOOK_URL (an https:// URL; its path is
+    # the route served) with WEBHOOK_SECRET in a header; the server listens on WEBHOOK_LISTEN
+    # behind the operator's reverse proxy. Unset: long polling.
+    webhook_url: str | None = None
+    # validate_default: an unset secret is an error too when WEBHOOK_URL is set.
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    webhook_listen: str = DEFAULT_WEBHOOK_LISTEN
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if not parts.hostname:
+            raise ValueError("must be an https:// URL, e.g. https://bot.example.com/tg/webhook")
+        if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+            return value
+        raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            value = None
+        if info.data.get("webhook_url") is None:
+            return value
+        if value is None:
+            raise ValueError(
+                "required when WEBHOOK_URL is set: 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+        if not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's secret_token)"
+            )
+        return value
+
+    @field_validator("webhook_listen", mode="before")
+    @classmethod
+    def _default_listen(cls, value: object) -> object:
+        # `WEBHOOK_LISTEN=` in .env means the default, as when it is unset.
+        return DEFAULT_WEBHOOK_LISTEN if isinstance(value, str) and not value.strip() else value
+
     # Who users write to about payments and problems: "@username" or an https:// link. Named
     # by /help, /paysupport and every "contact support" line; without it, "an admin".
     support_contact: str | None = None
@@ -104,7 +161,7 @@ class Settings(BaseSettings):
         # `BACKUP_DIR=` in .env means "no daily backups", not the current directory.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("metrics_listen")
+    @field_validator("metrics_listen", "webhook_listen")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -158,6 +215,15 @@ class Settings(BaseSettings):
         if self.bot_token is not None and not self.bot_token.get_secret_value():
             self.bot_token = None
         return self
+
+    @property
+    def webhook_mode(self) -> bool:
+        return self.webhook_url is not None
+
+    @property
+    def webhook_path(self) -> str:
+        """The route Telegram POSTs to: the path of WEBHOOK_URL (`/` when it has none)."""
+        return urlsplit(self.webhook_url or "").path or "/"
 
     @property
     def sandbox_mode(self) -> bool:

@@ -100,6 +100,11 @@ class Metrics:
         self.updates = Counter(
             f"{PREFIX}_updates", "Telegram updates handled", ["type", "outcome"], registry=r
         )
+        self.updates_duplicate = Counter(
+            f"{PREFIX}_updates_duplicate",
+            "Telegram updates delivered again (same update_id) and skipped",
+            registry=r,
+        )
         self.update_seconds = Histogram(
             f"{PREFIX}_update_seconds",
             "Time to handle one Telegram update",

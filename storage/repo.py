@@ -20,6 +20,7 @@ from storage.repos.outbox import OutboxRepo
 from storage.repos.payments import PaymentsRepo
 from storage.repos.queue import QueueRepo
 from storage.repos.settings import SettingsRepo
+from storage.repos.updates import UpdatesRepo
 from storage.repos.users import UsersRepo
 from storage.repos.wallets import WalletsRepo
 
@@ -40,6 +41,7 @@ class Repo:
         self.action_keys = ActionKeysRepo(db)
         self.broadcasts = BroadcastsRepo(db)
         self.favourites = FavouritesRepo(db)
+        self.updates = UpdatesRepo(db)
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """`async with repo.transaction() as tx:` is `db.transaction()`, so a service that

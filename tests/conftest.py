@@ -2,6 +2,11 @@
 real app polling the one and calling the other, all over loopback HTTP, with a temporary
 SQLite file. Nothing of the project's code is replaced.
 
+Two modes: the app polls the emulator (getUpdates), or in webhook mode the emulator POSTs
+updates to the app's webhook server. A test marked `both_modes` runs once in each, with the same
+body (`emulator` depends on `bot_mode`, and `make_settings` adds the webhook settings for an
+emulator of a webhook-mode test); every other test polls, as before.
+
 Time is scaled: the sandbox runs `TIME_SCALE` times faster than real time, the client's rate
 limits shrink by the same factor, and the bot's cancel lock is the sandbox's lock in real
 seconds, so "wait 3 minutes before cancelling" takes 3 seconds.
@@ -11,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
+import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,48 @@ DAISYSIM_TIMEOUT = 2.0
 
 AppFactory = Callable[..., contextlib.AbstractAsyncContextManager[App]]
 
+BOT_MODES = ("polling", "webhook")
+WEBHOOK_SECRET = "e2e-webhook-secret_0"
+WEBHOOK_PATH = "/tg/webhook"
+# Webhook mode: an update the bot did not accept is POSTed again this soon (real seconds).
+WEBHOOK_RETRY_AFTER = 0.05
+# The emulators of the tests running in webhook mode (see `make_settings`).
+_webhook_emulators: weakref.WeakSet[BotAPIEmulator] = weakref.WeakSet()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_modes: run the test once polling and once in webhook mode"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_modes") and "bot_mode" in metafunc.fixturenames:
+        metafunc.parametrize("bot_mode", BOT_MODES)
+
+
+@pytest.fixture
+def bot_mode() -> str:
+    """How the app under test gets its updates; `both_modes` tests get each in turn."""
+    return "polling"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (`running_app` retries should it be taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def webhook_settings(port: int | None = None) -> dict[str, Any]:
+    """WEBHOOK_URL, WEBHOOK_SECRET and WEBHOOK_LISTEN for a webhook server on loopback."""
+    port = free_port() if port is None else port
+    return {
+        "webhook_url": f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+        "webhook_secret": WEBHOOK_SECRET,
+        "webhook_listen": f"127.0.0.1:{port}",
+    }
+
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
@@ -51,9 +101,13 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[BotAPIEmulator]:
+async def emulator(bot_mode: str) -> AsyncIterator[BotAPIEmulator]:
     # Flood limits off: a test taps faster than a person; the limits have their own tests.
-    async with BotAPIEmulator(token=BOT_TOKEN, flood=FloodLimits.off()) as emu:
+    async with BotAPIEmulator(
+        token=BOT_TOKEN, flood=FloodLimits.off(), webhook_retry_after=WEBHOOK_RETRY_AFTER
+    ) as emu:
+        if bot_mode == "webhook":
+            _webhook_emulators.add(emu)
         yield emu
 
 
@@ -71,6 +125,8 @@ def make_settings(
         "poll_min_interval_seconds": 0.1,
         "log_level": "DEBUG",
     }
+    if emulator in _webhook_emulators:
+        values.update(webhook_settings())
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -79,24 +135,44 @@ def make_settings(
 async def running_app(
     settings: Settings, emulator: BotAPIEmulator, **create_kwargs: Any
 ) -> AsyncIterator[App]:
-    """The real app, polling the emulator, stopped cleanly (nothing left running) at the end."""
+    """The real app, polling the emulator or serving its webhook (when the settings have
+    WEBHOOK_URL), stopped cleanly (nothing left running) at the end."""
     create_kwargs.setdefault("daisysim_timeout", DAISYSIM_TIMEOUT)
-    app = await create_app(settings, **create_kwargs)
-    polled = asyncio.create_task(emulator.wait_polling(timeout=10))
-    task = asyncio.create_task(app.start_polling())
+    for attempt in range(3):
+        app = await create_app(settings, **create_kwargs)
+        ready: asyncio.Task[Any]
+        if settings.webhook_mode:
+            ready = asyncio.create_task(emulator.wait_webhook(timeout=10))
+        else:
+            ready = asyncio.create_task(emulator.wait_polling(timeout=10))
+        task = asyncio.create_task(app.run())
+        done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done and settings.webhook_mode and attempt < 2 and _port_taken(task):
+            # The free port was taken between looking and binding: take another.
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+            await app.stop()
+            settings = settings.model_copy(update=webhook_settings())
+            continue
+        break
     try:
-        done, _ = await asyncio.wait({polled, task}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             task.result()
-            raise RuntimeError("polling ended before it started")
-        polled.result()
+            raise RuntimeError("the app stopped taking updates before it started")
+        ready.result()
         yield app
     finally:
-        polled.cancel()
+        ready.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await polled
+            await ready
         await app.stop()
         await asyncio.wait_for(task, timeout=10)
+
+
+def _port_taken(task: asyncio.Task[None]) -> bool:
+    error = task.exception()
+    return isinstance(error, OSError) and error.errno == errno.EADDRINUSE
 
 
 @pytest.fixture

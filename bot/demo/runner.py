@@ -14,6 +14,7 @@ import errno
 import logging
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -176,7 +177,12 @@ class Demo:
 
         config = self.config
         emulator = BotAPIEmulator(
-            token=DEMO_BOT_TOKEN, bot_first_name=DEMO_BOT_NAME, bot_username=DEMO_BOT_USERNAME
+            token=DEMO_BOT_TOKEN,
+            bot_first_name=DEMO_BOT_NAME,
+            bot_username=DEMO_BOT_USERNAME,
+            # The bot records every update_id it handled (a redelivery is skipped); a demo
+            # that keeps its database (--db) must not start again at update 1.
+            first_update_id=time.time_ns() // 1_000_000,
         )
         await emulator.start()
         stack.push_async_callback(emulator.stop)

@@ -3,7 +3,8 @@
 The bot under test reaches it with ``TelegramAPIServer.from_base(emu.api_url)``; tests,
 benchmarks and the demo web chat drive users through :class:`EmulatedUser` and
 :class:`EmulatedGroup`, read ``emu.calls`` for timings and subscribe to changes with
-``emu.add_listener``.
+``emu.add_listener``. The bot may poll (getUpdates) or set a webhook (setWebhook), which the
+emulator POSTs updates to, redelivering those not answered 2xx, as Telegram does.
 """
 
 from bot.emulator.entities import Entity, HtmlParseError, parse_html, render_html, utf16_len
@@ -23,6 +24,7 @@ from bot.emulator.models import (
     PaymentDeclined,
     PreCheckoutAnswer,
     UpdateRecord,
+    WebhookDelivery,
 )
 from bot.emulator.server import ApiError, BotAPIEmulator
 
@@ -47,6 +49,7 @@ __all__ = [
     "PaymentDeclined",
     "PreCheckoutAnswer",
     "UpdateRecord",
+    "WebhookDelivery",
     "parse_html",
     "render_html",
     "utf16_len",

@@ -214,6 +214,24 @@ class UpdateRecord:
     dropped: bool = False
     delivered_at: float | None = None
     confirmed_at: float | None = None
+    #: Webhook mode: POSTs of this update so far (a redelivery counts too).
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One POST of an update to the bot's webhook (monotonic times); ``status`` is None when
+    the connection failed or timed out."""
+
+    update_id: int
+    at: float
+    done_at: float
+    status: int | None
+    error: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
 
 EventKind = Literal["message", "edit", "delete", "callback_answer", "pre_checkout_answer"]

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from bot.emulator.entities import (
@@ -48,6 +49,7 @@ from bot.emulator.models import (
     PaymentDeclined,
     PreCheckoutAnswer,
     UpdateRecord,
+    WebhookDelivery,
 )
 from bot.emulator.state import (
     ADMIN_STATUSES,
@@ -77,6 +79,15 @@ _FLOOD_LIMITED = frozenset(
     {"sendMessage", "sendDocument", "sendInvoice", "editMessageText", "editMessageReplyMarkup"}
 )
 _TOKEN_RE = re.compile(r"^(\d+):[A-Za-z0-9_-]+$")
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# The test double's one relaxation of setWebhook: plain http to this machine (Telegram itself
+# delivers to https:// on ports 443, 80, 88 or 8443 only).
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
+    "delete the webhook first"
+)
+_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 _NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
@@ -140,6 +151,20 @@ class _PendingQuery:
 
     def expired(self, now: float) -> bool:
         return now - self.created_at > self.ttl
+
+
+@dataclass
+class _Webhook:
+    """What setWebhook set, and how delivering to it has gone."""
+
+    url: str
+    secret_token: str | None
+    max_connections: int
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+
+_KEEP_SECRET = object()  # override_webhook_secret: no override
 
 
 @dataclass
@@ -224,6 +249,23 @@ def _wall() -> int:
     return int(time.time())
 
 
+def _update_chat(update: Mapping[str, Any]) -> object:
+    """What orders an update's delivery: its chat (or its sender when it has no chat); an
+    update of neither kind is ordered with nothing."""
+    for kind, body in update.items():
+        if kind == "update_id" or not isinstance(body, Mapping):
+            continue
+        chat = body.get("chat")
+        if chat is None and isinstance(body.get("message"), Mapping):
+            chat = body["message"].get("chat")
+        if isinstance(chat, Mapping) and "id" in chat:
+            return ("chat", chat["id"])
+        sender = body.get("from")
+        if isinstance(sender, Mapping) and "id" in sender:
+            return ("chat", sender["id"])
+    return ("update", update.get("update_id"))
+
+
 def _valid_button_url(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme in ("http", "https"):
@@ -251,7 +293,14 @@ class BotAPIEmulator:
         callback_query_ttl: float = 15.0,
         pre_checkout_ttl: float = 10.0,
         setup_app: Callable[[web.Application], None] | None = None,
+        first_update_id: int = 1,
+        webhook_timeout: float = 10.0,
+        webhook_retry_after: float = 0.5,
     ) -> None:
+        """``webhook_timeout``: how long a webhook POST may take before it counts as failed;
+        ``webhook_retry_after``: how soon an update not accepted is POSTed again (Telegram
+        waits longer; tests scale it down). ``first_update_id``: where update ids start (a
+        bot that keeps its database across emulators needs ids it has not seen)."""
         match = _TOKEN_RE.match(token)
         if match is None:
             raise ValueError("token must look like a Bot API token: <digits>:<secret>")
@@ -281,7 +330,19 @@ class BotAPIEmulator:
         self._users: dict[int, UserState] = {}
         self._chats: dict[int, ChatState] = {}
         self._pending: list[UpdateRecord] = []
-        self._next_update_id = 1
+        self._next_update_id = first_update_id
+        self.webhook_timeout = webhook_timeout
+        self.webhook_retry_after = webhook_retry_after
+        self._webhook: _Webhook | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_http: aiohttp.ClientSession | None = None
+        self._webhook_posts: dict[int, asyncio.Task[None]] = {}  # update_id -> POST in flight
+        self._webhook_retry_at: dict[int, float] = {}  # update_id -> not before (monotonic)
+        self._webhook_signal = Signal()
+        self._webhook_sets = 0
+        self._secret_override: object = _KEEP_SECRET
+        #: Every webhook POST, in the order they ended.
+        self.webhook_deliveries: list[WebhookDelivery] = []
         self._allowed_updates: frozenset[str] | None = None  # None: Telegram's default set
         self._poll_generation = 0
         self._poll_count = 0
@@ -302,6 +363,7 @@ class BotAPIEmulator:
         handlers: dict[str, Callable[[_Params], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
+            "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
@@ -352,6 +414,7 @@ class BotAPIEmulator:
     async def stop(self) -> None:
         self._closing = True
         self._poll_signal.fire()
+        await self._stop_webhook()
         for query in [*self._callback_queries.values(), *self._pre_checkout_queries.values()]:
             query.future.cancel()
         for task in list(self._listener_tasks):
@@ -558,8 +621,9 @@ class BotAPIEmulator:
         )
 
     async def wait_confirmed(self, update_id: int | None = None, timeout: float = 5.0) -> None:
-        """Wait until the bot confirmed (getUpdates offset past) ``update_id``, or everything
-        queued so far; aiogram confirms an update once it has been dispatched."""
+        """Wait until the bot confirmed ``update_id``, or everything queued so far: by a
+        getUpdates offset past it (aiogram confirms an update once it has been dispatched), or
+        in webhook mode by answering its POST with 2xx (aiogram answers before handling)."""
         target = self._next_update_id - 1 if update_id is None else update_id
 
         def confirmed() -> bool | None:
@@ -568,6 +632,45 @@ class BotAPIEmulator:
         await self._state_signal.wait_until(
             confirmed, timeout, lambda: f"update {target} not confirmed within {timeout}s"
         )
+
+    # ------------------------------------------------------------------ webhook control
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The URL the bot set with setWebhook (None: no webhook; the bot polls)."""
+        return None if self._webhook is None else self._webhook.url
+
+    async def wait_webhook(self, timeout: float = 5.0) -> str:
+        """Wait until a setWebhook request (setting a URL) arrives after this call; the URL."""
+        before = self._webhook_sets
+        return await self._state_signal.wait_until(
+            lambda: self.webhook_url if self._webhook_sets > before else None,
+            timeout,
+            lambda: f"no setWebhook within {timeout}s",
+        )
+
+    def redeliver(self, update_id: int) -> None:
+        """POST an update the bot already accepted once more, with the same update_id, as
+        Telegram does when it took an answer for a failure (a timeout, a dropped connection)."""
+        if self._webhook is None:
+            raise EmulatorError("redeliver needs a webhook: the bot is not in webhook mode")
+        record = next((r for r in self.updates if r.update_id == update_id), None)
+        if record is None or record.dropped:
+            raise EmulatorError(f"update {update_id} was never delivered")
+        if record in self._pending:
+            return  # still pending: it will be POSTed (again) anyway
+        record.confirmed_at = None
+        self._pending.append(record)
+        self._pending.sort(key=lambda r: r.update_id)
+        self._webhook_signal.fire()
+
+    def override_webhook_secret(self, secret: str | None) -> None:
+        """POST updates with this X-Telegram-Bot-Api-Secret-Token (None: without the header)
+        instead of the bot's secret_token, to test that the bot refuses them."""
+        self._secret_override = secret
+
+    def restore_webhook_secret(self) -> None:
+        self._secret_override = _KEEP_SECRET
 
     # ------------------------------------------------------------------ HTTP
 
@@ -972,6 +1075,7 @@ class BotAPIEmulator:
             return record
         self._pending.append(record)
         self._poll_signal.fire()
+        self._webhook_signal.fire()
         return record
 
     def _editable(self, params: _Params, *, action: str) -> tuple[ChatState, ChatMessage]:
@@ -1038,6 +1142,8 @@ class BotAPIEmulator:
         }
 
     async def _get_updates(self, params: _Params) -> list[dict[str, Any]]:
+        if self._webhook is not None:
+            raise ApiError(409, _WEBHOOK_ACTIVE)
         self._poll_count += 1
         self._poll_generation += 1
         generation = self._poll_generation
@@ -1056,6 +1162,8 @@ class BotAPIEmulator:
 
         deadline = _now() + timeout
         while True:
+            if self._webhook is not None:
+                raise ApiError(409, _WEBHOOK_ACTIVE)
             if generation != self._poll_generation:
                 raise ApiError(
                     409,
@@ -1086,18 +1194,149 @@ class BotAPIEmulator:
             record.confirmed_at = now
         self._pending = kept
 
-    async def _delete_webhook(self, params: _Params) -> bool:
+    async def _set_webhook(self, params: _Params) -> bool:
+        url = params.text("url", "") or ""
+        if not url:
+            # An empty URL removes the webhook, as deleteWebhook does.
+            await self._delete_webhook(params)
+            return True
+        parts = urlsplit(url)
+        secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
+        if not parts.hostname or not secure:
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.text("secret_token")
+        if secret is not None and not _SECRET_TOKEN_RE.match(secret):
+            raise _bad("secret token contains unallowed characters")
+        max_connections = params.integer("max_connections", 40) or 40
+        if not 1 <= max_connections <= 100:
+            raise _bad("bad webhook: max_connections must be between 1 and 100")
+        if params.has("allowed_updates"):
+            allowed = params.json("allowed_updates")
+            if not isinstance(allowed, list):
+                raise _bad("can't parse allowed_updates JSON array")
+            # Telegram keeps the previous list when none is given, as getUpdates does.
+            self._allowed_updates = frozenset(str(kind) for kind in allowed) or None
         if params.flag("drop_pending_updates"):
             self._confirm(self._next_update_id)
-            self._state_signal.fire()
+        await self._stop_webhook()
+        hook = _Webhook(url=url, secret_token=secret, max_connections=max_connections)
+        self._webhook = hook
+        self._webhook_sets += 1
+        self._webhook_http = aiohttp.ClientSession()
+        self._webhook_task = asyncio.create_task(self._deliver(hook), name="emulator-webhook")
+        self._poll_signal.fire()  # a long poll still waiting ends with 409
+        self._state_signal.fire()
+        return True
+
+    async def _delete_webhook(self, params: _Params) -> bool:
+        await self._stop_webhook()
+        if params.flag("drop_pending_updates"):
+            self._confirm(self._next_update_id)
+        self._state_signal.fire()
         return True
 
     async def _get_webhook_info(self, params: _Params) -> dict[str, Any]:
-        return {
-            "url": "",
+        hook = self._webhook
+        info: dict[str, Any] = {
+            "url": "" if hook is None else hook.url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._pending),
         }
+        if hook is None:
+            return info
+        info["max_connections"] = hook.max_connections
+        info["ip_address"] = "127.0.0.1"
+        if self._allowed_updates is not None:
+            info["allowed_updates"] = sorted(self._allowed_updates)
+        if hook.last_error_date is not None:
+            info["last_error_date"] = hook.last_error_date
+            info["last_error_message"] = hook.last_error_message
+        return info
+
+    async def _stop_webhook(self) -> None:
+        self._webhook = None
+        task, self._webhook_task = self._webhook_task, None
+        posts = list(self._webhook_posts.values())
+        for pending in [task, *posts]:
+            if pending is not None:
+                pending.cancel()
+        await asyncio.gather(*(t for t in [task, *posts] if t is not None), return_exceptions=True)
+        self._webhook_posts.clear()
+        self._webhook_retry_at.clear()
+        http, self._webhook_http = self._webhook_http, None
+        if http is not None:
+            await http.close()
+
+    async def _deliver(self, hook: _Webhook) -> None:
+        """POST pending updates: one at a time per chat (in update order), up to
+        max_connections at once; an update not answered 2xx waits webhook_retry_after."""
+        while self._webhook is hook and not self._closing:
+            now = _now()
+            wake_at: float | None = None
+            chats: set[object] = set()
+            for record in list(self._pending):
+                if len(self._webhook_posts) >= hook.max_connections:
+                    break
+                chat = _update_chat(record.update)
+                if chat in chats:
+                    continue  # an earlier update of this chat goes first
+                chats.add(chat)
+                if record.update_id in self._webhook_posts:
+                    continue
+                due = self._webhook_retry_at.get(record.update_id, now)
+                if due > now:
+                    wake_at = due if wake_at is None else min(wake_at, due)
+                    continue
+                self._webhook_posts[record.update_id] = asyncio.create_task(
+                    self._post(hook, record), name=f"emulator-webhook-{record.update_id}"
+                )
+            await self._webhook_signal.wait(1.0 if wake_at is None else max(0.0, wake_at - now))
+
+    async def _post(self, hook: _Webhook, record: UpdateRecord) -> None:
+        http = self._webhook_http
+        assert http is not None
+        secret = self._secret_override
+        if secret is _KEEP_SECRET:
+            secret = hook.secret_token
+        headers = {} if secret is None else {_SECRET_HEADER: str(secret)}
+        started = _now()
+        record.attempts += 1
+        if record.delivered_at is None:
+            record.delivered_at = started
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with http.post(
+                hook.url,
+                json=record.update,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:
+                status = response.status
+                await response.read()
+                if not 200 <= status < 300:
+                    error = f"Wrong response from the webhook: {status} {response.reason}"
+        except TimeoutError:
+            error = "Read timeout expired"
+        except aiohttp.ClientConnectionError:
+            error = "Connection refused"
+        finally:
+            self._webhook_posts.pop(record.update_id, None)
+        self.webhook_deliveries.append(
+            WebhookDelivery(record.update_id, started, _now(), status, error)
+        )
+        if error is None:
+            self._webhook_retry_at.pop(record.update_id, None)
+            record.confirmed_at = _now()
+            if record in self._pending:
+                self._pending.remove(record)
+        else:
+            logger.debug("webhook delivery of update %s failed: %s", record.update_id, error)
+            hook.last_error_date = _wall()
+            hook.last_error_message = error
+            self._webhook_retry_at[record.update_id] = _now() + self.webhook_retry_after
+        self._webhook_signal.fire()
+        self._state_signal.fire()
 
     async def _set_my_commands(self, params: _Params) -> bool:
         commands = params.json("commands")

@@ -5,6 +5,8 @@ the user and their wallet before any filter runs, so every handler declares `use
 and `t` as typed parameters, and a banned user is stopped here with one polite line (except a
 payment Telegram has already taken, which is credited).
 
+`DedupMiddleware` (outer, on every update) records each update_id before anything handles it
+and skips one seen before: Telegram redelivers a webhook update it thinks failed.
 `UpdateMetricsMiddleware` (outer, on every update) counts and times updates by type and binds
 the update and user ids for the log lines written while handling it; `BotAPIMetricsMiddleware`
 (on the bot's session) counts what Telegram refuses, 429s apart.
@@ -103,6 +105,12 @@ class InflightMiddleware(BaseMiddleware):
             if task is not None:
                 self._tasks.discard(task)
 
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Count `task` from now on, before it reaches this middleware: a webhook update's task
+        exists before its 200 is sent, and a shutdown right after must wait for it too."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     @property
     def running(self) -> int:
         return len(self._tasks)
@@ -120,6 +128,51 @@ class InflightMiddleware(BaseMiddleware):
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+# Handled update ids are kept this long (seconds): Telegram stops redelivering far sooner.
+HANDLED_UPDATES_KEPT_SECONDS = 86_400.0
+# Pruning runs at most this often (seconds), from the middleware itself: no job to schedule.
+HANDLED_UPDATES_PRUNE_EVERY = 3_600.0
+
+
+class DedupMiddleware(BaseMiddleware):
+    """Handles each update_id once: the id is recorded (handled_updates) before the update is
+    handled, and an update whose id is already there is acknowledged and skipped.
+
+    Telegram redelivers a webhook update it got no 2xx for (a timeout, a restart mid-request),
+    with the same update_id; whatever the handler did (a purchase, a reply) must not happen
+    twice. Recording first means an update whose handler then failed is not retried either:
+    the same as polling, where aiogram confirms an update however its handler ended. In
+    polling mode this never finds a duplicate; it costs one insert per update.
+    """
+
+    def __init__(
+        self,
+        repo: Repo,
+        metrics: Metrics,
+        *,
+        keep_seconds: float = HANDLED_UPDATES_KEPT_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repo = repo
+        self._metrics = metrics
+        self._keep = keep_seconds
+        self._clock = clock
+        self._pruned_at: float | None = None
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        now = self._clock()
+        if not await self._repo.updates.claim(event.update_id, now=now):
+            self._metrics.updates_duplicate.inc()
+            logger.info("update %d was delivered again; handled once already", event.update_id)
+            return None
+        if self._pruned_at is None or now - self._pruned_at >= HANDLED_UPDATES_PRUNE_EVERY:
+            self._pruned_at = now
+            await self._repo.updates.prune(now - self._keep)
+        return await handler(event, data)
 
 
 class UpdateMetricsMiddleware(BaseMiddleware):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bot.app import App
 from bot.emulator import BotAPIEmulator
 from bot.sandbox import Sandbox
@@ -24,6 +26,7 @@ from tests.e2e.helpers import (
 from tests.fixtures.waiting import wait_until
 
 
+@pytest.mark.both_modes
 async def test_cancel_too_early_shows_the_countdown_then_refunds_after_the_lock(
     bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:

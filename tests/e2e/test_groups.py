@@ -63,6 +63,7 @@ async def team(
     return group, alice, bob, welcome
 
 
+@pytest.mark.both_modes
 async def test_the_bot_joining_opens_a_group_wallet(app: App, emulator: BotAPIEmulator) -> None:
     _, _, _, welcome = await team(emulator, app)
     assert "/buy" in welcome.text
@@ -77,6 +78,7 @@ async def test_the_bot_joining_opens_a_group_wallet(app: App, emulator: BotAPIEm
     assert await group_balance(app) == 0
 
 
+@pytest.mark.both_modes
 async def test_funded_by_an_admin_spent_by_a_member_up_to_the_limit(
     app: App, emulator: BotAPIEmulator
 ) -> None:

@@ -76,6 +76,7 @@ def code_messages(user: EmulatedUser) -> list[ChatMessage]:
     return [m for m in user.bot_messages if is_code_message(m)]
 
 
+@pytest.mark.both_modes
 async def test_a_code_reaches_the_user_within_one_poll_cycle(
     tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
 ) -> None:

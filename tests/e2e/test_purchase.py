@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 from bot.app import App
 from bot.emulator import BotAPIEmulator
 from bot.money import apply_markup
@@ -30,6 +32,7 @@ from tests.e2e.helpers import (
 WHATSAPP_UNITS = 18_500  # the sandbox's WhatsApp price, $1.85
 
 
+@pytest.mark.both_modes
 async def test_new_user_buys_whatsapp_and_gets_the_code(
     bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:
@@ -129,6 +132,7 @@ async def test_pinned_pool_out_of_stock_offers_alternatives_then_cheapest_is_bou
     no_traceback(alice)
 
 
+@pytest.mark.both_modes
 async def test_double_tap_on_a_buy_button_buys_one_number(
     bot_app: App, emulator: BotAPIEmulator, sandbox: Sandbox
 ) -> None:

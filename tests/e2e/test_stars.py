@@ -63,6 +63,7 @@ def payments_received(user: EmulatedUser) -> list[ChatMessage]:
     return [m for m in user.history if "Payment received" in m.text]
 
 
+@pytest.mark.both_modes
 async def test_a_stars_payment_is_credited_once(app: App, emulator: BotAPIEmulator) -> None:
     alice, menu = await start(emulator, app, 1001, name="Alice", funds=0)
     message = await invoice_for(alice, menu, "$5.00 — 400 ⭐")

@@ -117,7 +117,7 @@ admin-alert-payment =
 
 # The admins' own command menu (setMyCommands for their chat).
 cmd-admin = Панель администратора
-cmd-user = Найти пользователя: /user id или @имя
+cmd-user = Найти пользователя по номеру или @имени
 cmd-topup = Пополнить пользователю: /topup кто сумма
 cmd-refund = Вернуть оплату звёздами
 cmd-ban = Заблокировать пользователя
