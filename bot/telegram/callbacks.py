@@ -117,6 +117,13 @@ class TopupCb(CallbackData, prefix="v1t"):
     units: int
 
 
+class CryptoCb(CallbackData, prefix="v1k"):
+    """The Crypto Pay top-up screen (units=0) and its amount buttons; like TopupCb it never
+    names a wallet: the invoice is always for the presser's own."""
+
+    units: int
+
+
 class AdminAction(StrEnum):
     HOME = "h"
     STATS = "s"
