@@ -163,6 +163,8 @@ class GroupAction(StrEnum):
     FUND_AMOUNT = "a"
     STARS = "s"  # the amounts for a Stars invoice in the group
     STARS_AMOUNT = "i"
+    CRYPTO = "k"  # the amounts for a Crypto Pay invoice that funds the group
+    CRYPTO_AMOUNT = "K"
     LIMIT = "l"
     LIMIT_SET = "L"  # units = the limit, -1 = no limit
     SPENDING = "x"

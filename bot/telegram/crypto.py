@@ -19,7 +19,7 @@ from bot.services.cryptopay import (
     preset_units,
 )
 from bot.services.topup import BadAmount
-from bot.telegram.callbacks import CryptoCb, MenuAction, MenuCb, TopupCb
+from bot.telegram.callbacks import CryptoCb, GroupAction, GroupCb, MenuAction, MenuCb, TopupCb
 from bot.telegram.i18n import I18n, Translator
 from bot.telegram.keyboards import button, markup
 from bot.telegram.outbox import OutboxSender, edit_payload, enqueue, message_payload
@@ -56,23 +56,17 @@ def amount_problem(t: Translator, exc: BadAmount) -> str:
     )
 
 
-def pay_keyboard(t: Translator, invoice: CryptoInvoice) -> InlineKeyboardMarkup:
+def pay_keyboard(
+    t: Translator, invoice: CryptoInvoice, *, in_group: bool = False
+) -> InlineKeyboardMarkup:
     price = t.usd(invoice.amount_units)
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=t.plain("crypto-pay-button", price=price), url=invoice.pay_url
-                )
-            ],
-            [
-                InlineKeyboardButton(
-                    text=t.plain("menu-balance"),
-                    callback_data=MenuCb(action=MenuAction.BALANCE).pack(),
-                )
-            ],
-        ]
-    )
+    rows = [
+        [InlineKeyboardButton(text=t.plain("crypto-pay-button", price=price), url=invoice.pay_url)]
+    ]
+    if not in_group:
+        # A group's pay message is for everyone there: no private Balance button on it.
+        rows.append([button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def pay_text(t: Translator, topups: CryptoTopups, invoice: CryptoInvoice) -> str:
@@ -128,7 +122,11 @@ class TelegramCryptoNotices:
     async def crypto_expired(self, tx: Transaction, invoice: CryptoInvoice) -> None:
         t = await self._t(tx, invoice.user_id)
         text = t("crypto-expired", price=t.usd(invoice.amount_units))
-        again = markup([[button(t.plain("crypto-again-button"), CryptoCb(units=0))]])
+        # In a group the way back is the group's own Crypto screen (its admins only).
+        again_data = (
+            GroupCb(action=GroupAction.CRYPTO) if invoice.chat_id < 0 else CryptoCb(units=0)
+        )
+        again = markup([[button(t.plain("crypto-again-button"), again_data)]])
         # Edit the pay message (its button must not stay); without one, a new message.
         payload = (
             message_payload(text, again)

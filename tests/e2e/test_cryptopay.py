@@ -341,3 +341,44 @@ async def test_without_crypto_pay_the_top_up_screen_has_no_crypto_button(
         amounts = await alice.wait_for_edit(screen, lambda m: "Telegram Stars" in m.text)
         assert "💎 Crypto" not in [b.text for b in amounts.all_buttons]
         assert "crypto" not in amounts.text
+
+
+async def test_a_group_wallet_is_funded_by_a_crypto_invoice_anyone_pays(
+    crypto_app: Factory, emulator: BotAPIEmulator, cp: CryptoPaySandbox
+) -> None:
+    async with crypto_app(poll=FAST, webhook=False) as app:
+        alice, _ = await start(emulator, app, 1001, funds=0)
+        bob = emulator.user(1002, "Bob")
+        group = emulator.group(-100500, "Team")
+        group.add_member(alice, "creator")
+        group.add_member(bob, "member")
+        await group.add_bot(by=alice)
+        await group.wait_for(lambda m: "own wallet" in m.text)
+        sent = await alice.send("/wallet", chat=group)
+        panel = await group.wait_for(after=sent)
+        await alice.press(panel, "Fund with Stars")
+        stars = await group.wait_for_edit(panel, lambda m: "Choose an amount" in m.text)
+        await alice.press(stars, "💎 Crypto")
+        amounts = await group.wait_for_edit(stars, lambda m: "Crypto Pay invoice" in m.text)
+        # Only the group's admins make invoices: Bob's tap on an amount is refused.
+        answer = await bob.press(amounts, "$5.00")
+        assert answer.text == "Only the group's admins can do this."
+        before = group.messages[-1].message_id
+        await alice.press(amounts, "$10.00")
+        invoice = await group.wait_for(is_invoice, after=before)
+        assert [b.text for b in invoice.all_buttons] == ["Pay $10.00"]
+        wallet = await app.repo.wallets.get_by_owner("group", -100500)
+        assert wallet is not None
+        [stored] = await app.repo.crypto.list_for_wallet(wallet.id)
+        assert (stored.user_id, stored.chat_id, stored.amount_units) == (1001, -100500, 100_000)
+        # Anyone with the link pays (here "Bob"); the group wallet gets it, once.
+        await cp.control.pay(stored.invoice_id, asset="TON")
+        done = await group.wait_for(lambda m: "Payment received" in m.text)
+        assert "$10.00 via Crypto Pay (TON) for the group wallet" in done.text
+        assert "Group balance: $10.00" in done.text
+        assert len(await app.repo.crypto.list_for_wallet(wallet.id)) == 1
+        assert await balance(app, 1001) == 0
+        group_wallet = await app.repo.wallets.get(wallet.id)
+        assert group_wallet is not None
+        assert group_wallet.balance == 100_000
+        await assert_books_balanced(app)

@@ -24,3 +24,7 @@ crypto-amount-not_positive = The amount must be more than zero.
 crypto-amount-decimals = Whole cents, please (e.g. 7.50).
 crypto-amount-too_large = At most { $max } per invoice, please.
 crypto-amount-too_small = At least { $min } per invoice, please.
+
+# Funding a group wallet with Crypto Pay (the group's ⭐ screen → 💎 Crypto).
+group-crypto-text = 💎 Choose an amount; anyone in the group can pay the Crypto Pay invoice in { $assets }, and it funds the group wallet:
+group-crypto-description = { $price } for this group's wallet for buying numbers

@@ -24,3 +24,7 @@ crypto-amount-not_positive = Сумма должна быть больше ну�
 crypto-amount-decimals = Только целые центы, пожалуйста (например, 7.50).
 crypto-amount-too_large = Не больше { $max } за один счёт.
 crypto-amount-too_small = Не меньше { $min } за один счёт.
+
+# Funding a group wallet with Crypto Pay (the group's ⭐ screen → 💎 Crypto).
+group-crypto-text = 💎 Выберите сумму; счёт Crypto Pay может оплатить любой участник группы в { $assets }, и деньги поступят на кошелёк группы:
+group-crypto-description = { $price } на кошелёк этой группы для покупки номеров
