@@ -212,6 +212,7 @@ class App:
         await self.inflight.drain(self.settings.shutdown_grace_seconds)
         await self.ops.close()
         if self.crypto is not None:
+            await self.crypto.stop(CRYPTOPAY_TIMEOUT_SECONDS)  # done already after polling
             await self.crypto.client.aclose()
         await self.client.aclose()
         await self.bot.session.close()
@@ -243,6 +244,9 @@ class App:
         # stops after the poller and sends what both queued.
         await self.purchase_queue.stop(upstream)
         await self.queue_notifier.stop()
+        if self.crypto is not None:
+            # Before the outbox: a poll that credits now queues its receipt for the flush.
+            await self.crypto.stop(CRYPTOPAY_TIMEOUT_SECONDS + UPSTREAM_STOP_MARGIN_SECONDS)
         await self.delivery.stop(upstream, flush=settings.outbox_flush_seconds)
         if self.ops_server is not None:
             await self.ops_server.stop()
@@ -450,7 +454,7 @@ async def create_app(
             # Polling is the default way to see payments (it needs no public URL); with a
             # webhook too, whichever sees a payment first credits it, once.
             scheduler.add_job(
-                crypto.poll,
+                crypto.poll_job,
                 "interval",
                 seconds=settings.cryptopay_poll_seconds,
                 id=CRYPTOPAY_POLL_JOB_ID,

@@ -144,3 +144,24 @@ def test_python_m_bot_bad_value_names_it() -> None:
     assert result.stderr.strip() == (
         "daisybot: MARKUP_PERCENT: Input should be greater than or equal to 0 (got '-5')"
     )
+
+
+def test_the_crypto_pay_token_never_reaches_a_log_line(clean_env: pytest.MonkeyPatch) -> None:
+    import io
+    import logging
+
+    from bot.app import log_formatter
+
+    clean_env.setenv("BOT_TOKEN", "123:abc")
+    clean_env.setenv("CRYPTOPAY_TOKEN", "777:crypto-very-secret")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(log_formatter(load_settings(env_file=None)))
+    logger = logging.getLogger("tests.redaction")
+    logger.addHandler(handler)
+    try:
+        logger.warning("POST with 777:crypto-very-secret")
+    finally:
+        logger.removeHandler(handler)
+    assert "very-secret" not in stream.getvalue()
+    assert "POST with ***" in stream.getvalue()

@@ -14,6 +14,7 @@ An invoice that expires ends politely: its pay message is edited and nothing is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -134,6 +135,8 @@ class CryptoTopups:
     expires_in: int = 3600
     notices: CryptoNotices | None = None
     clock: Callable[[], float] = time.time
+    _polls: set[asyncio.Task[object]] = field(default_factory=set, init=False)
+    _stopping: bool = field(default=False, init=False)
 
     # --- creating -------------------------------------------------------------------------
 
@@ -294,6 +297,30 @@ class CryptoTopups:
             log.info("Crypto Pay webhook %s ignored", update.update_type)
             return "ignored"
         return await self.settle(update.payload, source="webhook")
+
+    async def poll_job(self) -> None:
+        """The scheduler's job: one `poll`, unless stopping; `stop` waits for it."""
+        task = asyncio.current_task()
+        if self._stopping or task is None:
+            return
+        self._polls.add(task)
+        try:
+            await self.poll()
+        finally:
+            self._polls.discard(task)
+
+    async def stop(self, timeout: float) -> None:
+        """No new poll; the one running finishes (its credits and notices commit whole, each
+        in its own transaction) or is cancelled after `timeout` seconds."""
+        self._stopping = True
+        running = set(self._polls)
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
 
     async def poll(self) -> PollReport:
         """Ask Crypto Pay about every active invoice of ours and settle what changed (the

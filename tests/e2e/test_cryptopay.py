@@ -279,6 +279,14 @@ async def test_forged_webhooks_credit_nothing(
             response = await post_webhook(app, body, sign_body(cp.token, body))
             assert response.json()["outcome"] == "mismatch", changed
 
+        # Signed, but not an update at all; and an update of another type.
+        junk = b"not json"
+        response = await post_webhook(app, junk, sign_body(cp.token, junk))
+        assert response.json()["outcome"] == "malformed"
+        other = json.dumps({"update_id": 78, "update_type": "check_activated"}).encode()
+        response = await post_webhook(app, other, sign_body(cp.token, other))
+        assert response.json()["outcome"] == "ignored"
+
         assert await balance(app, 1001) == 0
         assert await ledger(app, 1001) == []
         stored = await app.repo.crypto.get_by_invoice_id("sandbox", invoice_id)
