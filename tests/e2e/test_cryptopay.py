@@ -37,7 +37,9 @@ Factory = Callable[..., AbstractAsyncContextManager[App]]
 
 @pytest.fixture
 async def cp() -> AsyncIterator[CryptoPaySandbox]:
-    async with CryptoPaySandbox(time_scale=TIME_SCALE, webhook_retry_delays=(0.1, 0.2)) as sb:
+    # Retries soon, and for long enough that a test switching the URL never misses them all.
+    retries = (0.1, 0.3, 1.0, 2.0, 4.0)
+    async with CryptoPaySandbox(time_scale=TIME_SCALE, webhook_retry_delays=retries) as sb:
         yield sb
 
 
