@@ -391,4 +391,8 @@ async def test_a_group_wallet_is_funded_by_a_crypto_invoice_anyone_pays(
         group_wallet = await app.repo.wallets.get(wallet.id)
         assert group_wallet is not None
         assert group_wallet.balance == 100_000
+        # The group's spending screen counts it as funding this month.
+        sent = await alice.send("/spending", chat=group)
+        report = await group.wait_for(after=sent)
+        assert "funded in 30 days: $10.00" in report.text, report.text
         await assert_books_balanced(app)
