@@ -23,8 +23,7 @@ from bot.telegram.crypto import (
     crypto_amounts_keyboard,
     crypto_screen_text,
     invoice_description,
-    pay_keyboard,
-    pay_text,
+    send_pay_message,
 )
 from bot.telegram.i18n import Translator
 from bot.telegram.maintenance import topups_paused
@@ -73,8 +72,7 @@ async def _send_invoice(
     except CryptoUnavailable:
         await message.answer(t("crypto-unavailable"))
         return
-    sent = await message.answer(pay_text(t, crypto, invoice), reply_markup=pay_keyboard(t, invoice))
-    await crypto.attach_message(invoice, sent.message_id)
+    await send_pay_message(message, t, crypto, invoice, in_group=False)
 
 
 async def crypto_amount(

@@ -85,7 +85,10 @@ class CryptoPaySandbox:
         port: int = 0,
         webhook_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         first_invoice_id: int = 1,
+        public_url: str | None = None,
     ) -> None:
+        """`public_url`: where payers reach the pay page, if not where it listens (a tunnel
+        in front of it); invoices' `bot_invoice_url` starts with it."""
         self.state = CryptoPayState(
             token=token, time_scale=time_scale, first_invoice_id=first_invoice_id
         )
@@ -93,6 +96,7 @@ class CryptoPaySandbox:
         self._requested_port = port
         self.port = 0
         self.retry_delays = tuple(webhook_retry_delays)
+        self._public_url = public_url
         self._runner: web.AppRunner | None = None
         self._control: CryptoPayControl | None = None
         self._http: httpx.AsyncClient | None = None
@@ -136,7 +140,7 @@ class CryptoPaySandbox:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
-        self.state.public_url = self.base_url
+        self.state.public_url = (self._public_url or self.base_url).rstrip("/")
         self._http = httpx.AsyncClient(timeout=_WEBHOOK_TIMEOUT)
         self._control = CryptoPayControl(self.base_url)
         logger.info("Crypto Pay sandbox listening on %s", self.base_url)

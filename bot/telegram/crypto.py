@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiohttp import web
 
 from bot.cryptopay.signature import SIGNATURE_HEADER
@@ -67,6 +68,22 @@ def pay_keyboard(
         # A group's pay message is for everyone there: no private Balance button on it.
         rows.append([button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def send_pay_message(
+    message: Message, t: Translator, topups: CryptoTopups, invoice: CryptoInvoice, *, in_group: bool
+) -> None:
+    """The invoice's message with its pay button, remembered on the invoice. Telegram refuses
+    a button to a URL it deems invalid (a local Crypto Pay's http://127.0.0.1 page in sandbox
+    mode): then the link goes in the text, which the person can still open."""
+    text = pay_text(t, topups, invoice)
+    try:
+        sent = await message.answer(text, reply_markup=pay_keyboard(t, invoice, in_group=in_group))
+    except TelegramBadRequest as exc:
+        logger.info("pay button refused (%s): the link goes in the text", exc.message)
+        link = t("crypto-pay-link", url=invoice.pay_url)
+        sent = await message.answer(f"{text}\n\n{link}")
+    await topups.attach_message(invoice, sent.message_id)
 
 
 def pay_text(t: Translator, topups: CryptoTopups, invoice: CryptoInvoice) -> str:
@@ -178,4 +195,5 @@ __all__ = [
     "invoice_description",
     "pay_keyboard",
     "pay_text",
+    "send_pay_message",
 ]

@@ -17,7 +17,7 @@ from bot.services.errors import InsufficientFunds
 from bot.services.maintenance import Maintenance
 from bot.services.topup import stars_for
 from bot.telegram.callbacks import GroupAction, GroupCb, new_nonce
-from bot.telegram.crypto import pay_keyboard, pay_text
+from bot.telegram.crypto import send_pay_message
 from bot.telegram.group_views import back_row, command_amount, group_context, show_panel
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import button, markup
@@ -186,10 +186,7 @@ async def crypto_invoice(
     except CryptoUnavailable:
         await message.answer(t("crypto-unavailable"))
         return
-    sent = await message.answer(
-        pay_text(t, crypto, invoice), reply_markup=pay_keyboard(t, invoice, in_group=True)
-    )
-    await crypto.attach_message(invoice, sent.message_id)
+    await send_pay_message(message, t, crypto, invoice, in_group=True)
 
 
 async def stars_invoice(

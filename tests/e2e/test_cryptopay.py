@@ -396,3 +396,29 @@ async def test_a_group_wallet_is_funded_by_a_crypto_invoice_anyone_pays(
         report = await group.wait_for(after=sent)
         assert "funded in 30 days: $10.00" in report.text, report.text
         await assert_books_balanced(app)
+
+
+async def test_a_pay_link_telegram_refuses_as_a_button_goes_in_the_text(
+    tmp_path: Path, sandbox: Sandbox, emulator: BotAPIEmulator
+) -> None:
+    """Telegram refuses URL buttons it deems invalid (a local page in sandbox mode): the link
+    is then in the message text, and paying still credits once."""
+    async with CryptoPaySandbox(public_url="ftp://pay.invalid") as local:
+        settings = make_settings(tmp_path, sandbox, emulator, cryptopay_poll_seconds=FAST)
+        async with running_app(
+            settings,
+            emulator,
+            cryptopay_base_url_override=local.base_url,
+            cryptopay_token_override=local.token,
+        ) as app:
+            alice, menu = await start(emulator, app, 1001, funds=0)
+            message = await crypto_invoice(alice, menu, "$1.00")
+            assert not [b for b in message.all_buttons if b.url]
+            invoice_id = await invoice_id_of(app, message)
+            url = (await local.control.invoice(invoice_id))["bot_invoice_url"]
+            assert url.startswith("ftp://pay.invalid/pay/")
+            assert f"Pay here: {url}" in message.text
+            await local.control.pay(invoice_id)
+            await alice.wait_for(lambda m: "Payment received: $1.00" in m.text)
+            assert await balance(app, 1001) == 10_000
+            await assert_books_balanced(app)

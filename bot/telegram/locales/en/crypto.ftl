@@ -11,6 +11,7 @@ crypto-invoice-description = { $price } on your balance for buying numbers
 crypto-invoice-text =
     💎 Invoice for <b>{ $price }</b>
     Pay in { $assets } through Crypto Pay within { $minutes } min. Your balance is credited as soon as the payment is seen, and you get a receipt here.
+crypto-pay-link = Pay here: { $url }
 crypto-pay-button = Pay { $price }
 crypto-paid = ✅ Payment received: <b>{ $amount }</b> via Crypto Pay ({ $asset }). Balance: <b>{ $balance }</b>.
 crypto-paid-group = ✅ Payment received: <b>{ $amount }</b> via Crypto Pay ({ $asset }) for the group wallet. Group balance: <b>{ $balance }</b>.

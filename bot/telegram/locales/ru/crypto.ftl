@@ -11,6 +11,7 @@ crypto-invoice-description = { $price } на ваш баланс для поку
 crypto-invoice-text =
     💎 Счёт на <b>{ $price }</b>
     Оплатите в { $assets } через Crypto Pay в течение { $minutes } мин. Баланс пополнится, как только оплата будет видна, а сюда придёт чек.
+crypto-pay-link = Оплатить: { $url }
 crypto-pay-button = Оплатить { $price }
 crypto-paid = ✅ Оплата получена: <b>{ $amount }</b> через Crypto Pay ({ $asset }). Баланс: <b>{ $balance }</b>.
 crypto-paid-group = ✅ Оплата получена: <b>{ $amount }</b> через Crypto Pay ({ $asset }) на кошелёк группы. Баланс группы: <b>{ $balance }</b>.
