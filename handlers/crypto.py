@@ -33,6 +33,8 @@ from storage.models import User, Wallet
 
 logger = logging.getLogger(__name__)
 
+_LOOKS_LIKE_MONEY = r"^\s*\$?\s*-?[\d.,][\d.,\s]*\$?\s*$"
+
 
 async def crypto_screen(
     query: CallbackQuery,
@@ -132,10 +134,12 @@ def build_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(crypto_screen, CryptoCb.filter(F.units == 0))
     router.callback_query.register(crypto_amount, CryptoCb.filter(F.units > 0))
+    # Only a line that looks like money is taken as the amount: a person who left the screen
+    # and types a service's name is searching, not paying.
     router.message.register(
         crypto_typed,
         TopupStates.crypto_amount,
         F.chat.type == "private",
-        F.text & ~F.text.startswith("/"),
+        F.text.regexp(_LOOKS_LIKE_MONEY),
     )
     return router

@@ -168,6 +168,10 @@ async def test_the_scheduled_poll_alone_credits_a_typed_amount(
         bob, menu = await start(emulator, app, 1002, name="Bob", funds=0)
         # A typed amount that is not one is answered, and the next line is another try.
         screen = await open_crypto(bob, menu)
+        # A word is a search, as anywhere else: the Crypto screen does not take it.
+        sent = await bob.send("whats")
+        found = await bob.wait_for(after=sent)
+        assert "WhatsApp" in str(found.button_texts), found.text
         sent = await bob.send("7.505")
         refused = await bob.wait_for(after=sent)
         assert "Whole cents" in refused.text
