@@ -42,6 +42,7 @@ from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
 from bot.services.cryptopay import CryptoTopups
 from bot.services.maintenance import Maintenance
+from bot.services.notify import UncreditedCryptoPayment
 from bot.services.poller import Poller
 from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.buy_flow import BuyFlow, membership
@@ -340,6 +341,11 @@ async def create_app(
         # Our DaisySim account is empty: every purchase fails until it is topped up.
         await admin_service.alert_upstream_exhausted(repo, settings, delivery.notifier)
 
+    async def crypto_alert(alert: UncreditedCryptoPayment, dedupe: str) -> int:
+        return await admin_service.alert_admins(
+            repo, settings, delivery.notifier, alert, dedupe=dedupe
+        )
+
     crypto = _build_crypto(
         settings,
         repo,
@@ -347,6 +353,8 @@ async def create_app(
         base_url_override=cryptopay_base_url_override,
         token_override=cryptopay_token_override,
     )
+    if crypto is not None:
+        crypto.alert = crypto_alert
     # Stored in the settings table, so it survives a restart; MAINTENANCE=1 forces it on.
     maintenance = Maintenance(repo, forced=settings.maintenance)
     # The one buy path: private chats, groups and Buy again.

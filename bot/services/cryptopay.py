@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, Literal, Protocol
@@ -34,6 +34,7 @@ from bot.cryptopay import (
 from bot.money import UNITS_PER_USD, MoneyError, to_units
 from bot.services import money
 from bot.services.errors import AppError, WalletNotFound
+from bot.services.notify import UncreditedCryptoPayment
 from bot.services.topup import BadAmount, parse_amount
 from storage.db import Transaction
 from storage.models import CryptoInvoice, CryptoNetwork, Wallet
@@ -134,6 +135,8 @@ class CryptoTopups:
     assets: tuple[str, ...]
     expires_in: int = 3600
     notices: CryptoNotices | None = None
+    # Tells the admins of a paid invoice that could not be credited, once per `dedupe` key.
+    alert: Callable[[UncreditedCryptoPayment, str], Awaitable[object]] | None = None
     clock: Callable[[], float] = time.time
     _polls: set[asyncio.Task[object]] = field(default_factory=set, init=False)
     _stopping: bool = field(default=False, init=False)
@@ -227,6 +230,7 @@ class CryptoTopups:
                 remote.status,
                 source,
             )
+            await self._uncredited(remote, "not an invoice of this bot")
             return "unknown"
         problem = self._matches(ours, remote)
         if problem is not None:
@@ -236,6 +240,7 @@ class CryptoTopups:
                 source,
                 problem,
             )
+            await self._uncredited(remote, f"{problem} differs from the invoice the bot made")
             return "mismatch"
         if remote.status == "paid":
             paid_amount = None if remote.paid_amount is None else str(remote.paid_amount)
@@ -264,6 +269,14 @@ class CryptoTopups:
         if remote.status == "expired":
             return "expired" if await self._expire(ours) else "duplicate"
         return "active"
+
+    async def _uncredited(self, remote: Invoice, reason: str) -> None:
+        """A report that credits nothing reaches the admins when it says "paid" (someone may
+        have paid); only signed webhooks and our own polls get here."""
+        if remote.status != "paid" or self.alert is None:
+            return
+        alert = UncreditedCryptoPayment(invoice_id=remote.invoice_id, reason=reason)
+        await self.alert(alert, f"crypto:{self.network}:{remote.invoice_id}:{reason}")
 
     async def _expire(self, ours: CryptoInvoice) -> bool:
         async with self.repo.transaction() as tx:

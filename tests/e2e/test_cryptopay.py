@@ -29,6 +29,7 @@ from tests.e2e.helpers import assert_books_balanced, balance, ledger, no_traceba
 from tests.fixtures.waiting import wait_until
 
 WEBHOOK_PATH = "/cryptopay/webhook"
+ADMIN = 900
 QUIET = 3600.0  # poll seconds: the scheduled poll never runs within a test
 FAST = 0.1
 
@@ -58,6 +59,7 @@ def crypto_app(
             metrics_listen="127.0.0.1:0",
             cryptopay_webhook_path=WEBHOOK_PATH if webhook else None,
             cryptopay_poll_seconds=poll,
+            admin_ids=str(ADMIN),
         )
         return running_app(
             settings,
@@ -262,6 +264,7 @@ async def test_forged_webhooks_credit_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with crypto_app(poll=QUIET, webhook=True) as app:
+        admin, _ = await start(emulator, app, ADMIN, name="Admin", funds=0)
         alice, menu = await start(emulator, app, 1001, funds=0)
         invoice_id = await invoice_id_of(app, await crypto_invoice(alice, menu, "$5.00"))
         active = await cp.control.invoice(invoice_id)
@@ -304,6 +307,18 @@ async def test_forged_webhooks_credit_nothing(
         assert "differs from what we created" in logged
         assert cp.token not in logged
         assert receipts(alice) == []
+        # A signed "paid" that credits nothing reaches the admins: someone may have paid.
+        # Unsigned ones never do (anyone can send those).
+        alerts = await wait_until(
+            lambda: [m for m in admin.history if "was not credited" in m.text] or None,
+            what="the admin alerts",
+        )
+        await wait_until(
+            lambda: len([m for m in admin.history if "was not credited" in m.text]) == 4,
+            what="one alert per signed report that credited nothing",
+        )
+        assert "987654" in alerts[0].text
+        assert "not an invoice of this bot" in alerts[0].text
         await assert_books_balanced(app)
 
         # The real payment still credits, once.
