@@ -16,6 +16,7 @@ import logging
 import random
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -32,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import lazy_types
 from bot.config import Settings
+from bot.cryptopay import CryptoPayClient, network_url
 from bot.daisysim import DaisySimClient, RateLimits
 from bot.log_context import JsonFormatter
 from bot.metrics import Metrics
@@ -39,11 +41,14 @@ from bot.services import admin as admin_service
 from bot.services.backups import BACKUP_JOB_ID, DailyBackup
 from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
+from bot.services.cryptopay import CryptoTopups
 from bot.services.maintenance import Maintenance
+from bot.services.notify import UncreditedCryptoPayment
 from bot.services.poller import Poller
 from bot.services.purchase_queue import PurchaseQueue
 from bot.telegram.buy_flow import BuyFlow, membership
 from bot.telegram.commands import set_admin_commands, set_default_commands
+from bot.telegram.crypto import TelegramCryptoNotices, add_cryptopay_routes
 from bot.telegram.flood import HandlerFloodMiddleware, UpdateContextMiddleware
 from bot.telegram.i18n import I18n
 from bot.telegram.limits import TelegramLimits
@@ -76,6 +81,9 @@ DAISYSIM_TIMEOUT_SECONDS = 15.0
 # At shutdown, upstream calls in flight get the client's timeout plus this before they are
 # cancelled: a call ends by itself (answered, or timed out and recorded `unknown`) first.
 UPSTREAM_STOP_MARGIN_SECONDS = 1.0
+# How long one Crypto Pay request may take; createInvoice is not retried (see the client).
+CRYPTOPAY_TIMEOUT_SECONDS = 10.0
+CRYPTOPAY_POLL_JOB_ID = "cryptopay-poll"
 
 
 @dataclass(eq=False)
@@ -163,6 +171,8 @@ class App:
     _serving: asyncio.Event | None = None
     # Webhook mode: set to make `start_webhook` return.
     _stop_webhook: asyncio.Event | None = None
+    # Crypto Pay top-ups: None when off (no CRYPTOPAY_TOKEN outside sandbox mode).
+    crypto: CryptoTopups | None = None
     _closed: bool = False
 
     @property
@@ -262,6 +272,9 @@ class App:
         await self._stop_scheduler()
         await self.inflight.drain(self.settings.shutdown_grace_seconds)
         await self.ops.close()
+        if self.crypto is not None:
+            await self.crypto.stop(CRYPTOPAY_TIMEOUT_SECONDS)  # done already after polling
+            await self.crypto.client.aclose()
         await self.client.aclose()
         await self.bot.session.close()
         await self.db.close()
@@ -293,6 +306,9 @@ class App:
         # stops after the poller and sends what both queued.
         await self.purchase_queue.stop(upstream)
         await self.queue_notifier.stop()
+        if self.crypto is not None:
+            # Before the outbox: a poll that credits now queues its receipt for the flush.
+            await self.crypto.stop(CRYPTOPAY_TIMEOUT_SECONDS + UPSTREAM_STOP_MARGIN_SECONDS)
         await self.delivery.stop(upstream, flush=settings.outbox_flush_seconds)
         if self.ops_server is not None:
             await self.ops_server.stop()
@@ -318,12 +334,16 @@ async def create_app(
     daisysim_api_key_override: str | None = None,
     daisysim_timeout: float = DAISYSIM_TIMEOUT_SECONDS,
     telegram_limits: TelegramLimits | None = None,
+    cryptopay_base_url_override: str | None = None,
+    cryptopay_token_override: str | None = None,
 ) -> App:
     """Build the app; nothing talks to Telegram or DaisySim until `run`.
 
     `telegram_limits`: the budgets the bot keeps to for Telegram's flood limits (handler
     replies and the outbox); Telegram's own by default. Only a benchmark of the bot's own
-    side (bench/webhook.py) lifts them."""
+    side (bench/webhook.py) lifts them. `cryptopay_*_override`: a local Crypto Pay (tests,
+    the demo, sandbox mode without CRYPTOPAY_TOKEN); its invoices are booked under the
+    network "sandbox"."""
     db = await Database.open(settings.database_path)
     # The app's own registry: every app in a test process counts only itself.
     metrics = Metrics()
@@ -392,6 +412,20 @@ async def create_app(
         # Our DaisySim account is empty: every purchase fails until it is topped up.
         await admin_service.alert_upstream_exhausted(repo, settings, delivery.notifier)
 
+    async def crypto_alert(alert: UncreditedCryptoPayment, dedupe: str) -> int:
+        return await admin_service.alert_admins(
+            repo, settings, delivery.notifier, alert, dedupe=dedupe
+        )
+
+    crypto = _build_crypto(
+        settings,
+        repo,
+        TelegramCryptoNotices(repo, i18n, delivery.sender),
+        base_url_override=cryptopay_base_url_override,
+        token_override=cryptopay_token_override,
+    )
+    if crypto is not None:
+        crypto.alert = crypto_alert
     # Stored in the settings table, so it survives a restart; MAINTENANCE=1 forces it on.
     maintenance = Maintenance(repo, forced=settings.maintenance)
     # The one buy path: private chats, groups and Buy again.
@@ -429,6 +463,7 @@ async def create_app(
         purchase_queue=purchase_queue,
         queue_notifier=queue_notifier,
         maintenance=maintenance,
+        crypto=crypto,
     )
     ops = Ops(
         metrics=metrics,
@@ -475,7 +510,22 @@ async def create_app(
         daily_backup=None
         if settings.backup_dir is None
         else DailyBackup(repo, settings, delivery.notifier, settings.backup_dir),
+        crypto=crypto,
     )
+    webhook_path = settings.cryptopay_webhook_path
+    if crypto is not None and webhook_path is not None:
+        # On the Telegram webhook server in webhook mode (it is the one behind the proxy),
+        # else on the METRICS_LISTEN server.
+        server = app.webhook or app.ops_server
+        if server is None:
+            logger.warning(
+                "CRYPTOPAY_WEBHOOK_PATH is set but neither WEBHOOK_URL nor METRICS_LISTEN is: "
+                "no server takes the webhook; payments are still found by polling"
+            )
+        else:
+            server.extra_routes.append(
+                lambda web_app: add_cryptopay_routes(web_app, crypto, webhook_path)
+            )
     dp.update.outer_middleware(inflight)
     # Before the metrics: an update delivered twice is counted once, as handled, plus once in
     # daisybot_updates_duplicate_total.
@@ -500,6 +550,19 @@ async def create_app(
         await set_default_commands(bot, i18n)
         await set_admin_commands(bot, i18n, repo, settings.admin_ids)
         delivery.poller.add_jobs(scheduler)
+        if crypto is not None:
+            # Polling is the default way to see payments (it needs no public URL); with a
+            # webhook too, whichever sees a payment first credits it, once.
+            scheduler.add_job(
+                crypto.poll_job,
+                "interval",
+                seconds=settings.cryptopay_poll_seconds,
+                id=CRYPTOPAY_POLL_JOB_ID,
+                name="poll Crypto Pay for paid and expired invoices",
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )
         if app.daily_backup is not None:
             scheduler.add_job(
                 app.daily_backup.run,
@@ -524,6 +587,34 @@ async def create_app(
     dp.startup.register(on_startup)
     dp.shutdown.register(app.shut_down)
     return app
+
+
+def _build_crypto(
+    settings: Settings,
+    repo: Repo,
+    notices: TelegramCryptoNotices,
+    *,
+    base_url_override: str | None,
+    token_override: str | None,
+) -> CryptoTopups | None:
+    token = token_override or (
+        settings.cryptopay_token.get_secret_value() if settings.cryptopay_token else None
+    )
+    if token is None:
+        return None
+    client = CryptoPayClient(
+        base_url_override or network_url(settings.cryptopay_network),
+        token,
+        timeout=CRYPTOPAY_TIMEOUT_SECONDS,
+    )
+    return CryptoTopups(
+        repo,
+        client,
+        network="sandbox" if base_url_override else settings.cryptopay_network,
+        assets=settings.cryptopay_assets,
+        expires_in=settings.cryptopay_invoice_minutes * 60,
+        notices=notices,
+    )
 
 
 # --- `daisybot run` ----------------------------------------------------------------------
@@ -551,7 +642,12 @@ class _RedactingJsonFormatter(_RedactingFormatter, JsonFormatter):
 def log_formatter(settings: Settings) -> logging.Formatter:
     secrets = [
         s.get_secret_value()
-        for s in (settings.bot_token, settings.daisysim_api_key, settings.webhook_secret)
+        for s in (
+            settings.bot_token,
+            settings.daisysim_api_key,
+            settings.webhook_secret,
+            settings.cryptopay_token,
+        )
         if s is not None
     ]
     if settings.log_format == "json":
@@ -579,8 +675,11 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
 
 async def _run(settings: Settings) -> None:
     sandbox: Any = None
+    crypto_sandbox: Any = None
     base_url: str | None = None
     api_key: str | None = None
+    crypto_url: str | None = None
+    crypto_token: str | None = None
     if settings.sandbox_mode:
         from bot.sandbox import Sandbox
 
@@ -593,19 +692,37 @@ async def _run(settings: Settings) -> None:
         await sandbox.start()
         base_url, api_key = sandbox.base_url, SANDBOX_API_KEY
         logger.info("no DAISYSIM_API_KEY: running against the built-in sandbox (play money)")
+        if settings.cryptopay_token is None:
+            crypto_sandbox = await _start_crypto_sandbox()
+            crypto_url, crypto_token = crypto_sandbox.base_url, crypto_sandbox.token
+            logger.info("no CRYPTOPAY_TOKEN: crypto top-ups go to a local Crypto Pay (play money)")
     try:
         app = await create_app(
             settings,
             daisysim_base_url_override=base_url,
             daisysim_api_key_override=api_key,
+            cryptopay_base_url_override=crypto_url,
+            cryptopay_token_override=crypto_token,
         )
         try:
             await app.run(handle_signals=True)
         finally:
             await app.stop()
     finally:
+        if crypto_sandbox is not None:
+            await crypto_sandbox.stop()
         if sandbox is not None:
             await sandbox.stop()
+
+
+async def _start_crypto_sandbox() -> Any:
+    """The local Crypto Pay of sandbox mode. Its invoice ids start from the clock, so those
+    of an earlier run (still in the database) are not handed out again."""
+    from bot.cryptopay_sandbox import CryptoPaySandbox
+
+    crypto_sandbox = CryptoPaySandbox(first_invoice_id=int(time.time()))
+    await crypto_sandbox.start()
+    return crypto_sandbox
 
 
 def run_bot(settings: Settings) -> int:

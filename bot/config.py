@@ -40,6 +40,7 @@ _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Hosts a plain-http WEBHOOK_URL may name: only a test double on this machine delivers there
 # (Telegram itself delivers to https:// only).
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_ASSET = re.compile(r"[A-Z0-9]{2,10}")
 
 
 class Settings(BaseSettings):
@@ -150,6 +151,47 @@ class Settings(BaseSettings):
     # Maintenance mode forced on: new purchases and top-ups paused whatever the admin panel says.
     maintenance: bool = False
 
+    # Crypto Pay top-ups (issue 15): CRYPTOPAY_TOKEN (from @CryptoBot → Crypto Pay → Create
+    # App) enables them; in sandbox mode without it a local Crypto Pay takes play money.
+    cryptopay_token: SecretStr | None = None
+    cryptopay_network: Literal["mainnet", "testnet"] = "mainnet"
+    # The assets a payer may choose from; the invoice is in USD whichever they pick.
+    cryptopay_assets: Annotated[tuple[str, ...], NoDecode] = ("USDT", "TON", "BTC")
+    # Webhook mode: the path (on the METRICS_LISTEN server) Crypto Pay posts paid invoices to;
+    # unset, payments are found by polling getInvoices every CRYPTOPAY_POLL_SECONDS.
+    cryptopay_webhook_path: str | None = None
+    cryptopay_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+    cryptopay_invoice_minutes: int = Field(default=60, ge=1, le=44_640)
+
+    @field_validator("cryptopay_network", mode="before")
+    @classmethod
+    def _lower_network(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cryptopay_assets", mode="before")
+    @classmethod
+    def _split_assets(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip().upper() for p in value.replace(";", ",").split(",") if p.strip()]
+        if isinstance(value, list | tuple):
+            assets = tuple(str(a).strip().upper() for a in value)
+            if not assets or not all(_ASSET.fullmatch(a) for a in assets):
+                raise ValueError("must be comma-separated asset codes, e.g. USDT,TON,BTC")
+            if len(set(assets)) != len(assets):
+                raise ValueError("names an asset twice")
+            return assets
+        return value
+
+    @field_validator("cryptopay_webhook_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith("/") or any(c in value for c in " ?#"):
+            raise ValueError("must be a URL path starting with /, e.g. /cryptopay/webhook")
+        return value
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -214,6 +256,8 @@ class Settings(BaseSettings):
             self.daisysim_api_key = None
         if self.bot_token is not None and not self.bot_token.get_secret_value():
             self.bot_token = None
+        if self.cryptopay_token is not None and not self.cryptopay_token.get_secret_value():
+            self.cryptopay_token = None
         return self
 
     @property
@@ -228,6 +272,11 @@ class Settings(BaseSettings):
     @property
     def sandbox_mode(self) -> bool:
         return self.daisysim_api_key is None
+
+    @property
+    def cryptopay_enabled(self) -> bool:
+        """A token, or sandbox mode (a local Crypto Pay with play money)."""
+        return self.cryptopay_token is not None or self.sandbox_mode
 
     @property
     def markup_fixed_units(self) -> int:

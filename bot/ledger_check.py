@@ -3,7 +3,8 @@
 Checks that every wallet's cached balance equals the sum of its ledger, that every activation
 was charged exactly once and refunded at most once and only if it ended without a code, that
 nothing holds money in `purchasing`/`unknown` for long (a place in the purchase queue adds the
-turns ahead of it), that every Stars payment was credited once and that transfers cancel out.
+turns ahead of it), that every Stars payment and every paid Crypto Pay invoice was credited
+once (an unpaid invoice never), and that transfers cancel out.
 Prints each discrepancy and exits 1, or prints "ledger OK: N wallets, M entries" and exits 0.
 The database is opened read-only.
 """
@@ -75,6 +76,16 @@ async def check_ledger(
             problems.append(f"{name}: credited {p.credit_sum} units, paid for {p.amount_units}")
         if p.foreign_wallet_entries:
             problems.append(f"{name}: credited to a wallet other than {p.wallet_id}")
+
+    for c in await repo.audit.crypto_invoices():
+        name = f"crypto invoice {c.invoice_id} ({c.status})"
+        expected = 1 if c.status == "paid" else 0
+        if c.credit_count != expected:
+            problems.append(f"{name}: credited {c.credit_count} times (expected {expected})")
+        elif expected and c.credit_sum != c.amount_units:
+            problems.append(f"{name}: credited {c.credit_sum} units, invoiced {c.amount_units}")
+        if c.foreign_wallet_entries:
+            problems.append(f"{name}: credited to a wallet other than {c.wallet_id}")
 
     for t in await repo.audit.unpaired_transfers():
         problems.append(

@@ -10,6 +10,7 @@ from handlers import (
     admin,
     balance,
     catalogue,
+    crypto,
     errors,
     group,
     numbers,
@@ -39,7 +40,8 @@ def build_routers() -> list[Router]:
     - `admin` (a package; IsAdmin on its router: ADMIN_IDS only) comes before `search`,
       which would take the text an admin types when asked for an amount, a user or a
       broadcast;
-    - `topup` handles payment service messages, which `stale` would answer with the menu.
+    - `topup` handles payment service messages, which `stale` would answer with the menu;
+    - `crypto` takes the amount typed on the Crypto Pay screen, so it comes before `search`.
     Built fresh on each call (never module globals) so each test gets its own dispatcher:
     an aiogram Router can be attached to one parent only.
     """
@@ -48,6 +50,7 @@ def build_routers() -> list[Router]:
         group.build_router(),
         admin.build_router(),
         topup.build_router(),
+        crypto.build_router(),
         start.build_router(),
         catalogue.build_router(),
         purchase.build_router(),

@@ -26,6 +26,7 @@ _KINDS = frozenset(
         "transfer_out",
         "adjustment",
         "sandbox_bonus",
+        "crypto",
     }
 )
 

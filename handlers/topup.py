@@ -12,6 +12,7 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardMarkup,
@@ -22,6 +23,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
 from bot.services import admin as admin_service
+from bot.services.cryptopay import CryptoTopups
 from bot.services.maintenance import Maintenance
 from bot.services.notify import UncreditedPayment
 from bot.services.topup import (
@@ -34,7 +36,7 @@ from bot.services.topup import (
     shortfall_invoice,
 )
 from bot.telegram.buy_flow import BuyFlow
-from bot.telegram.callbacks import MenuAction, MenuCb, TopupBuyCb, TopupCb
+from bot.telegram.callbacks import CryptoCb, MenuAction, MenuCb, TopupBuyCb, TopupCb
 from bot.telegram.i18n import I18n, Translator, language_for
 from bot.telegram.keyboards import button, markup
 from bot.telegram.maintenance import precheckout_refusal, topups_paused
@@ -51,7 +53,9 @@ from storage.repo import Repo
 logger = logging.getLogger(__name__)
 
 
-def topup_keyboard(t: Translator, settings: Settings) -> InlineKeyboardMarkup:
+def topup_keyboard(
+    t: Translator, settings: Settings, crypto: CryptoTopups | None = None
+) -> InlineKeyboardMarkup:
     rows = [
         [
             button(
@@ -65,6 +69,8 @@ def topup_keyboard(t: Translator, settings: Settings) -> InlineKeyboardMarkup:
         ]
         for units in preset_units()
     ]
+    if crypto is not None:
+        rows.append([button(t.plain("crypto-button"), CryptoCb(units=0))])
     rows.append([button(t.plain("menu-balance"), MenuCb(action=MenuAction.BALANCE))])
     return markup(rows)
 
@@ -74,15 +80,23 @@ def back_to_balance(t: Translator) -> InlineKeyboardMarkup:
 
 
 async def topup_screen(
-    query: CallbackQuery, t: Translator, settings: Settings, maintenance: Maintenance
+    query: CallbackQuery,
+    state: FSMContext,
+    t: Translator,
+    settings: Settings,
+    maintenance: Maintenance,
+    crypto: CryptoTopups | None,
 ) -> None:
+    # Back from the Crypto screen: a line typed now is not an amount any more.
+    await state.clear()
     notice = await topups_paused(maintenance, t)
     if notice is not None:
         await edit_or_send(query, notice, back_to_balance(t))
         return
-    await edit_or_send(
-        query, t("topup-text", rate=settings.stars_per_usd), topup_keyboard(t, settings)
-    )
+    text = t("topup-text", rate=settings.stars_per_usd)
+    if crypto is not None:
+        text = f"{text}\n\n{t('topup-crypto-line')}"
+    await edit_or_send(query, text, topup_keyboard(t, settings, crypto))
 
 
 async def topup_amount(

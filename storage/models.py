@@ -45,6 +45,7 @@ LedgerKind = Literal[
     "transfer_out",
     "adjustment",
     "sandbox_bonus",
+    "crypto",
 ]
 PaymentStatus = Literal["paid", "refunded"]
 
@@ -90,6 +91,7 @@ class LedgerEntry:
     actor_id: int | None
     note: str | None
     created_at: float
+    crypto_invoice_id: int | None = None  # a 'crypto' entry's invoice (migration 0009)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,35 @@ class Broadcast:
 
 _T = TypeVar("_T")
 _BOOL_FIELDS: Final = frozenset({"banned", "inactive"})
+
+
+CryptoNetwork = Literal["mainnet", "testnet", "sandbox"]
+CryptoInvoiceStatus = Literal["active", "paid", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoInvoice:
+    """A Crypto Pay invoice we created (migration 0009); `amount_units` is what it credits."""
+
+    id: int
+    network: CryptoNetwork
+    invoice_id: int
+    invoice_hash: str
+    wallet_id: int
+    user_id: int
+    chat_id: int
+    message_id: int | None
+    amount_units: int
+    fiat: str
+    pay_url: str
+    status: CryptoInvoiceStatus
+    paid_asset: str | None
+    paid_amount: str | None
+    created_at: float
+    expires_at: float
+    paid_at: float | None
+    credited_at: float | None
+    ended_at: float | None
 
 
 def from_row(cls: type[_T], row: Row) -> _T:

@@ -14,6 +14,7 @@ from storage.repos.activations import ActivationsRepo
 from storage.repos.audit import AuditRepo
 from storage.repos.broadcasts import BroadcastsRepo
 from storage.repos.chats import ChatsRepo
+from storage.repos.crypto import CryptoInvoicesRepo
 from storage.repos.favourites import FavouritesRepo
 from storage.repos.ledger import LedgerRepo
 from storage.repos.outbox import OutboxRepo
@@ -42,6 +43,7 @@ class Repo:
         self.broadcasts = BroadcastsRepo(db)
         self.favourites = FavouritesRepo(db)
         self.updates = UpdatesRepo(db)
+        self.crypto = CryptoInvoicesRepo(db)
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """`async with repo.transaction() as tx:` is `db.transaction()`, so a service that

@@ -349,3 +349,50 @@ async def test_stopping_the_demo_ends_open_streams(tmp_path: Path) -> None:
     # Nothing of the demo is left running: no server task, no poller, no sender.
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert leftovers == []
+
+
+async def test_a_crypto_top_up_is_paid_on_the_local_pay_page(
+    http: aiohttp.ClientSession, stream: EventStream, demo: Demo
+) -> None:
+    """The 💎 Crypto top-up in the demo: the Pay button's link opens the local Crypto Pay's
+    page, whose asset buttons play the payer; the receipt comes back in the chat."""
+    await stream.next(lambda e: e[0] == "snapshot")
+
+    async def press(message: dict[str, Any], text: str) -> None:
+        data = button(message, text)["callback_data"]
+        status, body = await post(
+            http,
+            "/api/press",
+            {
+                "user_id": ALICE_ID,
+                "chat_id": ALICE_ID,
+                "message_id": message["message_id"],
+                "callback_data": data,
+            },
+        )
+        assert status == 200, body
+
+    await post(http, "/api/send", {"user_id": ALICE_ID, "chat_id": ALICE_ID, "text": "/start"})
+    _, menu = await stream.next(bot_message(ALICE_ID, kind="new"))
+    await press(menu["message"], "Balance")
+    _, screen = await stream.next(bot_message(ALICE_ID, kind="edit", text="Balance:"))
+    await press(screen["message"], "Top up")
+    _, amounts = await stream.next(bot_message(ALICE_ID, kind="edit", text="Telegram Stars"))
+    await press(amounts["message"], "💎 Crypto")
+    _, crypto = await stream.next(bot_message(ALICE_ID, kind="edit", text="Top up with crypto"))
+    await press(crypto["message"], "$5.00")
+    _, invoice = await stream.next(bot_message(ALICE_ID, kind="new", text="Invoice for"))
+    pay = button(invoice["message"], "Pay $5.00")
+    assert pay["kind"] == "url"
+    assert pay["url"].startswith(demo.crypto.base_url + "/pay/")
+
+    async with aiohttp.ClientSession() as payer:
+        async with payer.get(pay["url"]) as page:
+            assert page.status == 200
+            html = await page.text()
+        assert "Pay with TON" in html
+        async with payer.post(pay["url"], data={"asset": "TON"}) as paid:
+            assert "Paid with TON" in await paid.text()
+    _, receipt = await stream.next(bot_message(ALICE_ID, text="Payment received"))
+    assert "$5.00 via Crypto Pay (TON)" in receipt["message"]["text"]
+    assert "Balance: $15.00" in receipt["message"]["text"]  # $10 of play money + $5

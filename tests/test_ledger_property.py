@@ -18,6 +18,7 @@ activations cost it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import tempfile
@@ -32,11 +33,14 @@ import pytest_asyncio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from bot.cryptopay import CryptoPayClient
+from bot.cryptopay_sandbox import CryptoPaySandbox
 from bot.daisysim import DaisySimClient
 from bot.ledger_check import check_ledger
 from bot.sandbox import Sandbox, SandboxControlError
 from bot.services import activation as activations
 from bot.services import money, wallet
+from bot.services.cryptopay import CryptoTopups
 from bot.services.errors import (
     ActivationNotActive,
     CancelTooEarly,
@@ -81,6 +85,15 @@ operations = st.one_of(
     st.tuples(st.just("code"), st.integers(min_value=0, max_value=20)),
     st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=20)),
     st.tuples(st.just("reconcile")),
+    # A Crypto Pay invoice of $1-$40 on a wallet, paid (or left to expire), then reported
+    # 1-3 times by the webhook's path and the poll at once.
+    st.tuples(
+        st.just("crypto"),
+        wallet_index,
+        st.integers(min_value=1, max_value=40).map(lambda usd: usd * 10_000),
+        st.booleans(),  # paid; False: it expires
+        st.integers(min_value=1, max_value=3),
+    ),
 )
 
 
@@ -90,6 +103,12 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sb
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cryptopay() -> AsyncIterator[CryptoPaySandbox]:
+    async with CryptoPaySandbox(time_scale=60.0) as cp:
+        yield cp
+
+
 @dataclass
 class Model:
     """The money that entered or left wallets from outside the activations."""
@@ -97,6 +116,14 @@ class Model:
     wallets: list[int]
     flows: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     activation_ids: list[int] = field(default_factory=list)
+    crypto: CryptoSide | None = None
+    crypto_paid: int = 0  # what paid Crypto Pay invoices must have credited, in all
+
+
+@dataclass
+class CryptoSide:
+    sandbox: CryptoPaySandbox
+    client: CryptoPayClient
 
 
 async def _check_invariants(db: Database, model: Model) -> None:
@@ -121,6 +148,7 @@ async def _check_invariants(db: Database, model: Model) -> None:
     charged = -totals.get("purchase", 0)
     refunded = totals.get("refund", 0)
     assert charged - refunded == kept_total
+    assert totals.get("crypto", 0) == model.crypto_paid
 
 
 async def _apply(
@@ -202,6 +230,27 @@ async def _apply(
             await activations.cancel(repo, client, target_act.id, actor_id=target_act.user_id)
     elif kind == "reconcile":
         await reconcile_unknown(Repo(db), client, grace_seconds=0)
+    elif kind == "crypto":
+        _, target_index, units, paid, reports = op
+        target = model.wallets[target_index]
+        assert model.crypto is not None
+        topups = CryptoTopups(repo, model.crypto.client, network="sandbox", assets=("USDT",))
+        invoice = await topups.create_invoice(
+            wallet_id=target, user_id=USERS[0], chat_id=USERS[0], units=units, description="p"
+        )
+        if paid:
+            await model.crypto.sandbox.control.pay(invoice.invoice_id)
+            model.flows[target] += units
+            model.crypto_paid += units
+        else:
+            await model.crypto.sandbox.control.expire(invoice.invoice_id)
+        [remote] = await model.crypto.client.get_invoices(invoice_ids=[invoice.invoice_id])
+        event(f"crypto invoice {'paid' if paid else 'expired'}, reported {reports + 1} times")
+        # The poll and as many webhook reports at the same moment: one credit at most.
+        await asyncio.gather(
+            topups.poll(),
+            *(topups.settle(remote, source="webhook") for _ in range(reports)),
+        )
 
 
 async def _settle_everything(db: Database, client: DaisySimClient) -> None:
@@ -226,7 +275,10 @@ async def _settle_everything(db: Database, client: DaisySimClient) -> None:
     ops=st.lists(operations, min_size=3, max_size=14),
 )
 async def test_any_sequence_keeps_the_books_right(
-    sandbox: Sandbox, start: list[int], ops: list[tuple[Any, ...]]
+    sandbox: Sandbox,
+    cryptopay: CryptoPaySandbox,
+    start: list[int],
+    ops: list[tuple[Any, ...]],
 ) -> None:
     key = f"prop-{next(_accounts)}"
     await sandbox.control.set_account(key, balance_units=1_000_000)
@@ -234,11 +286,18 @@ async def test_any_sequence_keeps_the_books_right(
     with tempfile.TemporaryDirectory() as folder:
         db = await Database.open(Path(folder) / "prop.sqlite3")
         try:
-            async with make_client(sandbox, key) as client, purchase_queue(db, client) as queue:
+            async with (
+                make_client(sandbox, key) as client,
+                purchase_queue(db, client) as queue,
+                CryptoPayClient(cryptopay.base_url, cryptopay.token) as crypto_client,
+            ):
                 repo = Repo(db)
                 wallets = [(await new_user(db, user_id)).id for user_id in USERS]
                 group = await wallet.get_or_create_group_wallet(repo, GROUP_CHAT)
-                model = Model(wallets=[*wallets, group.id])
+                model = Model(
+                    wallets=[*wallets, group.id],
+                    crypto=CryptoSide(cryptopay, crypto_client),
+                )
                 for wallet_id, amount in zip(model.wallets, start, strict=True):
                     if amount:
                         await money.credit(repo, wallet_id, amount, actor_id=0)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 if TYPE_CHECKING:
     from bot.app import App
     from bot.config import Settings
+    from bot.cryptopay_sandbox import CryptoPaySandbox
     from bot.demo.server import DemoGroup, DemoPerson, DemoWeb
     from bot.emulator import BotAPIEmulator
     from bot.sandbox import Sandbox
@@ -106,6 +107,7 @@ class Demo:
         self.groups = demo_groups()
         self._stack: contextlib.AsyncExitStack | None = None
         self._sandbox: Sandbox | None = None
+        self._crypto: CryptoPaySandbox | None = None
         self._emulator: BotAPIEmulator | None = None
         self._web: DemoWeb | None = None
         self._app: App | None = None
@@ -119,6 +121,12 @@ class Demo:
         if self._sandbox is None:
             raise RuntimeError("the demo is not started")
         return self._sandbox
+
+    @property
+    def crypto(self) -> CryptoPaySandbox:
+        if self._crypto is None:
+            raise RuntimeError("the demo is not started")
+        return self._crypto
 
     @property
     def emulator(self) -> BotAPIEmulator:
@@ -171,6 +179,7 @@ class Demo:
         self._stack = stack
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        from bot.cryptopay_sandbox import CryptoPaySandbox
         from bot.demo.server import DemoWeb
         from bot.emulator import BotAPIEmulator
         from bot.sandbox import Sandbox
@@ -214,6 +223,13 @@ class Demo:
         stack.push_async_callback(sandbox.stop)
         self._sandbox = sandbox
 
+        # A local Crypto Pay: the 💎 Crypto top-up's pay button opens its page, which plays
+        # the payer (a button per asset), with play money.
+        crypto = CryptoPaySandbox(time_scale=config.time_scale)
+        await crypto.start()
+        stack.push_async_callback(crypto.stop)
+        self._crypto = crypto
+
         db_path = config.database_path
         if db_path is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="daisybot-demo-"))
@@ -238,6 +254,8 @@ class Demo:
                 settings,
                 daisysim_base_url_override=sandbox.base_url,
                 daisysim_api_key_override=DEMO_SANDBOX_KEY,
+                cryptopay_base_url_override=crypto.base_url,
+                cryptopay_token_override=crypto.token,
             )
         except (OSError, sqlite3.Error) as exc:
             raise DemoError(f"cannot open the database {db_path}: {exc}") from exc
@@ -294,6 +312,8 @@ class Demo:
             "auto_cancel_after_seconds": config.auto_cancel_after_seconds,
             "sandbox_start_balance_usd": config.start_balance_usd,
             "log_level": config.log_level,
+            # The payer pays on the local Crypto Pay page: the receipt follows within a second.
+            "cryptopay_poll_seconds": 1.0,
         }
         values.update(config.settings_overrides)
         # _env_file=None: a developer's .env (a real token, a real DaisySim key) must never leak
@@ -323,6 +343,10 @@ class Demo:
             f"A number can be cancelled for a refund {lock:g} s after purchase "
             f"(DaisySim's {UPSTREAM_CANCEL_LOCK:g} s, with the clock ×{config.time_scale:g})."
         )
+        parts.append(
+            "Balance → Top up → 💎 Crypto makes a Crypto Pay invoice; its Pay button opens a "
+            "local Crypto Pay page where you play the payer."
+        )
         return {
             "text": " ".join(parts),
             "time_scale": config.time_scale,
@@ -345,6 +369,7 @@ class Demo:
 
     def _reset(self) -> None:
         self._sandbox = self._emulator = self._web = self._app = None
+        self._crypto = None
         self._settings = None
         self._bot_task = None
 

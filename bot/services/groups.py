@@ -180,7 +180,7 @@ async def spending(repo: Repo, chat_id: int, *, now: float | None = None) -> Gro
         return None
     since = current - MONTH_SECONDS
     totals = await repo.ledger.totals_by_kind(since=since, wallet_id=wallet.id)
-    funded = sum(totals.get(kind, 0) for kind in ("transfer_in", "stars", "topup"))
+    funded = sum(totals.get(kind, 0) for kind in ("transfer_in", "stars", "crypto", "topup"))
     return GroupSpending(
         chat=chat,
         wallet=wallet,

@@ -6,6 +6,7 @@
 | debit               | `debit`                | adjustment                          |
 | transfer            | `transfer`             | transfer_out + transfer_in          |
 | Stars credit        | `credit_stars`         | stars (once per Telegram charge id) |
+| Crypto Pay credit   | `credit_crypto`        | crypto (once per Crypto Pay invoice) |
 | Stars refund        | `book_stars_refund`    | adjustment (`unbook_stars_refund`: back) |
 | purchase hold       | `hold_purchase`        | purchase                            |
 | refund              | `refund_activation`    | refund (once per activation)        |
@@ -39,7 +40,14 @@ from bot.services.errors import (
     WalletNotFound,
 )
 from storage.db import Transaction
-from storage.models import Activation, ActivationState, LedgerEntry, Payment, Wallet
+from storage.models import (
+    Activation,
+    ActivationState,
+    CryptoInvoice,
+    LedgerEntry,
+    Payment,
+    Wallet,
+)
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,7 @@ log = logging.getLogger(__name__)
 CreditKind = Literal["topup", "adjustment", "sandbox_bonus"]
 DebitKind = Literal["adjustment"]
 STARS_KIND: Final = "stars"
+CRYPTO_KIND: Final = "crypto"
 _TOKEN_BYTES: Final = 5  # 10 hex digits: collisions among one account's orders are out of reach
 
 
@@ -116,6 +125,7 @@ async def _move(
     key: str | None,
     notice: NoticeHook | None,
     tx: Transaction | None,
+    crypto_invoice_id: int | None = None,
 ) -> Movement:
     """One entry on one wallet: a credit (`signed` > 0) or a debit (`signed` < 0, refused
     with InsufficientFunds below zero)."""
@@ -126,7 +136,15 @@ async def _move(
             return Movement(kind, amount, wallet, None)
         if wallet.balance + signed < 0:
             raise InsufficientFunds(needed=amount, balance=wallet.balance)
-        entry = await repo.ledger.append(t, wallet_id, signed, kind, actor_id=actor_id, note=note)
+        entry = await repo.ledger.append(
+            t,
+            wallet_id,
+            signed,
+            kind,
+            actor_id=actor_id,
+            note=note,
+            crypto_invoice_id=crypto_invoice_id,
+        )
         if key is not None:
             await repo.action_keys.attach(t, key, entry.id)
         moved = Movement(kind, amount, await _wallet(repo, t, wallet_id), entry)
@@ -370,6 +388,69 @@ async def unbook_stars_refund(repo: Repo, payment: Payment, *, actor_id: int, re
     return True
 
 
+# --- Crypto Pay ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoCredit:
+    invoice: CryptoInvoice  # as it is after the call
+    wallet: Wallet
+    credited: bool  # False: this invoice was credited before (the webhook and the poll)
+
+
+CryptoNoticeHook = Callable[[Transaction, Wallet, CryptoInvoice], Awaitable[None]]
+
+
+def crypto_key(invoice: CryptoInvoice) -> str:
+    """The action key of an invoice's credit: one per network and Crypto Pay invoice id."""
+    return f"crypto:{invoice.network}:{invoice.invoice_id}"
+
+
+async def credit_crypto(
+    repo: Repo,
+    invoice_row_id: int,
+    *,
+    paid_asset: str | None,
+    paid_amount: str | None,
+    notice: CryptoNoticeHook | None = None,
+    now: float | None = None,
+) -> CryptoCredit:
+    """Credit a paid Crypto Pay invoice to its wallet, exactly once per invoice however many
+    times (and from however many places at once) its payment is reported: the action key
+    `crypto:<network>:<invoice id>`, the invoice row turning 'paid' and the ledger's unique
+    index on the invoice all live in this ONE transaction. The amount is the invoice's own
+    `amount_units` as we stored it at creation, never a figure from the report."""
+    async with repo.db.transaction() as tx:
+        invoice = await repo.crypto.get(invoice_row_id, tx=tx)
+        if invoice is None:
+            raise PaymentNotFound(invoice_row_id)
+        check_amount(invoice.amount_units)
+        moved = await _move(
+            repo,
+            invoice.wallet_id,
+            invoice.amount_units,
+            kind=CRYPTO_KIND,
+            actor_id=invoice.user_id,
+            note=f"Crypto Pay invoice {invoice.invoice_id}"
+            + (f" ({paid_asset})" if paid_asset else ""),
+            key=crypto_key(invoice),
+            notice=None,
+            tx=tx,
+            crypto_invoice_id=invoice.id,
+        )
+        if not moved.duplicate:
+            await repo.crypto.mark_paid(
+                tx, invoice.id, paid_asset=paid_asset, paid_amount=paid_amount, now=now
+            )
+        after = await repo.crypto.get(invoice.id, tx=tx)
+        assert after is not None
+        if not moved.duplicate and notice is not None:
+            await notice(tx, moved.wallet, after)
+    if moved.duplicate:
+        log.info("crypto invoice %d was credited before", invoice.invoice_id)
+    return CryptoCredit(invoice=after, wallet=moved.wallet, credited=not moved.duplicate)
+
+
 # --- purchases ----------------------------------------------------------------------------
 
 
@@ -505,7 +586,10 @@ async def refund_activation(
 
 
 __all__ = [
+    "CRYPTO_KIND",
     "CreditKind",
+    "CryptoCredit",
+    "CryptoNoticeHook",
     "DebitKind",
     "Movement",
     "NoticeHook",
@@ -515,7 +599,9 @@ __all__ = [
     "book_stars_refund",
     "check_amount",
     "credit",
+    "credit_crypto",
     "credit_stars",
+    "crypto_key",
     "day_start",
     "debit",
     "hold_purchase",

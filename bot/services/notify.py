@@ -46,13 +46,28 @@ class UncreditedPayment:
 
 
 @dataclass(frozen=True, slots=True)
+class UncreditedCryptoPayment:
+    """Crypto Pay reports an invoice paid that we could not credit: not one of ours, or not
+    what we created (another amount, currency or hash). Money may have been taken."""
+
+    invoice_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class BackupFailed:
     """The daily backup could not be written (disk full, folder gone, unreadable database)."""
 
     reason: str
 
 
-AdminAlert = UpstreamExhausted | LowUpstreamBalance | UncreditedPayment | BackupFailed
+AdminAlert = (
+    UpstreamExhausted
+    | LowUpstreamBalance
+    | UncreditedPayment
+    | UncreditedCryptoPayment
+    | BackupFailed
+)
 
 
 class Notifier(Protocol):

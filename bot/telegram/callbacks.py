@@ -142,6 +142,13 @@ class TopupCb(CallbackData, prefix="v1t"):
     units: int
 
 
+class CryptoCb(CallbackData, prefix="v1k"):
+    """The Crypto Pay top-up screen (units=0) and its amount buttons; like TopupCb it never
+    names a wallet: the invoice is always for the presser's own."""
+
+    units: int
+
+
 class AdminAction(StrEnum):
     HOME = "h"
     STATS = "s"
@@ -181,6 +188,8 @@ class GroupAction(StrEnum):
     FUND_AMOUNT = "a"
     STARS = "s"  # the amounts for a Stars invoice in the group
     STARS_AMOUNT = "i"
+    CRYPTO = "k"  # the amounts for a Crypto Pay invoice that funds the group
+    CRYPTO_AMOUNT = "K"
     LIMIT = "l"
     LIMIT_SET = "L"  # units = the limit, -1 = no limit
     SPENDING = "x"

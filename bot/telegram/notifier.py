@@ -27,6 +27,7 @@ from bot.services.notify import (
     BackupFailed,
     LowUpstreamBalance,
     RefundReason,
+    UncreditedCryptoPayment,
     UncreditedPayment,
     UpstreamExhausted,
 )
@@ -214,3 +215,5 @@ def _alert_text(t: Translator, alert: AdminAlert) -> str:
             return t("admin-alert-payment", charge=charge, user=user, stars=stars, reason=reason)
         case BackupFailed(reason=reason):
             return t("admin-alert-backup", reason=reason)
+        case UncreditedCryptoPayment(invoice_id=invoice_id, reason=reason):
+            return t("admin-alert-crypto", invoice=str(invoice_id), reason=reason)

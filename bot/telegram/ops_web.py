@@ -225,6 +225,8 @@ class OpsServer:
 
     ops: Ops
     listen: str
+    # More routes for the same server (the Crypto Pay webhook), added before `start`.
+    extra_routes: list[Callable[[web.Application], None]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _port: int | None = None
 
@@ -243,6 +245,8 @@ class OpsServer:
         host, port = parse_listen(self.listen)
         web_app = web.Application()
         add_ops_routes(web_app, self.ops)
+        for add in self.extra_routes:
+            add(web_app)
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)

@@ -10,3 +10,7 @@ class AdminStates(StatesGroup):
     topup_amount = State()  # data: user_id
     broadcast_text = State()
     markup_value = State()
+
+
+class TopupStates(StatesGroup):
+    crypto_amount = State()  # a typed USD amount for a Crypto Pay invoice

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,8 @@ class WebhookServer:
     listen: str
     secret: str
     max_connections: int = MAX_CONNECTIONS
+    # More routes on the same server (the Crypto Pay webhook), added at start.
+    extra_routes: list[Callable[[web.Application], None]] = field(default_factory=list)
     _runner: web.AppRunner | None = field(default=None, init=False)
     _handler: WebhookHandler | None = field(default=None, init=False)
     _port: int | None = field(default=None, init=False)
@@ -134,6 +137,8 @@ class WebhookServer:
             )
             handler.register(web_app, path=self.path)
             add_ops_routes(web_app, self.ops)
+            for add in self.extra_routes:
+                add(web_app)
             # The dispatcher's startup and shutdown run with the aiohttp app's.
             setup_application(web_app, self.dispatcher, bot=self.bot)
             runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=REQUESTS_STOP_SECONDS)

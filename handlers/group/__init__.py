@@ -42,6 +42,8 @@ ADMIN_ACTIONS = frozenset(
         GroupAction.FUND_AMOUNT,
         GroupAction.STARS,
         GroupAction.STARS_AMOUNT,
+        GroupAction.CRYPTO,
+        GroupAction.CRYPTO_AMOUNT,
         GroupAction.LIMIT,
         GroupAction.LIMIT_SET,
         GroupAction.SPENDING,

@@ -1,5 +1,6 @@
 """Funding the group wallet (group admins only): from the admin's own wallet (the buttons or
-`/fund <amount>`), or with a Stars invoice in the group that whoever pays credits the group."""
+`/fund <amount>`), or with a Stars or Crypto Pay invoice in the group that whoever pays
+credits the group."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
 from bot.services import groups as group_service
+from bot.services.cryptopay import CryptoTopups, CryptoUnavailable
+from bot.services.cryptopay import preset_units as crypto_presets
 from bot.services.errors import InsufficientFunds
 from bot.services.maintenance import Maintenance
 from bot.services.topup import stars_for
 from bot.telegram.callbacks import GroupAction, GroupCb, new_nonce
+from bot.telegram.crypto import send_pay_message
 from bot.telegram.group_views import back_row, command_amount, group_context, show_panel
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import button, markup
@@ -111,7 +115,9 @@ async def fund_command(
     await message.reply(await fund(db, repo, message, user, units, key, t, maintenance))
 
 
-async def stars_amounts(query: CallbackQuery, t: Translator, settings: Settings) -> None:
+async def stars_amounts(
+    query: CallbackQuery, t: Translator, settings: Settings, crypto: CryptoTopups | None
+) -> None:
     rows = [
         [
             button(
@@ -125,7 +131,62 @@ async def stars_amounts(query: CallbackQuery, t: Translator, settings: Settings)
         ]
         for units in preset_units()
     ]
+    if crypto is not None:
+        # Crypto Pay funds a group the same way: an invoice in the group that anyone pays.
+        rows.append([button(t.plain("crypto-button"), GroupCb(action=GroupAction.CRYPTO))])
     await edit_or_send(query, t("group-stars-text"), markup([*rows, back_row(t)]))
+
+
+async def crypto_amounts(query: CallbackQuery, t: Translator, crypto: CryptoTopups | None) -> None:
+    if crypto is None:
+        await edit_or_send(query, t("crypto-off"), markup([back_row(t)]))
+        return
+    amounts = [
+        button(t.usd(units), GroupCb(action=GroupAction.CRYPTO_AMOUNT, units=units))
+        for units in crypto_presets()
+    ]
+    await edit_or_send(
+        query,
+        t("group-crypto-text", assets=", ".join(crypto.assets)),
+        markup([amounts[:2], amounts[2:], back_row(t)]),
+    )
+
+
+async def crypto_invoice(
+    query: CallbackQuery,
+    callback_data: GroupCb,
+    repo: Repo,
+    user: User,
+    t: Translator,
+    callback_answer: CallbackAnswer,
+    maintenance: Maintenance,
+    crypto: CryptoTopups | None,
+) -> None:
+    message = pressed_message(query)
+    if message is None or crypto is None:
+        return
+    if callback_data.units not in crypto_presets():
+        callback_answer.text = t.plain("stale-answer")
+        return
+    notice = await topups_paused(maintenance, t)
+    if notice is not None:
+        await message.answer(notice)
+        return
+    # The group's wallet, from the chat the button is in; never from the data.
+    _, wallet = await group_context(repo, message)
+    units = callback_data.units
+    try:
+        invoice = await crypto.create_invoice(
+            wallet_id=wallet.id,
+            user_id=user.id,
+            chat_id=message.chat.id,
+            units=units,
+            description=t.plain("group-crypto-description", price=t.usd(units)),
+        )
+    except CryptoUnavailable:
+        await message.answer(t("crypto-unavailable"))
+        return
+    await send_pay_message(message, t, crypto, invoice, in_group=True)
 
 
 async def stars_invoice(
@@ -163,5 +224,9 @@ def build_router() -> Router:
     router.callback_query.register(stars_amounts, GroupCb.filter(F.action == GroupAction.STARS))
     router.callback_query.register(
         stars_invoice, GroupCb.filter(F.action == GroupAction.STARS_AMOUNT)
+    )
+    router.callback_query.register(crypto_amounts, GroupCb.filter(F.action == GroupAction.CRYPTO))
+    router.callback_query.register(
+        crypto_invoice, GroupCb.filter(F.action == GroupAction.CRYPTO_AMOUNT)
     )
     return router

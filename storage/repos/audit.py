@@ -47,6 +47,18 @@ class PaymentAudit:
 
 
 @dataclass(frozen=True, slots=True)
+class CryptoInvoiceAudit:
+    id: int
+    invoice_id: int
+    wallet_id: int
+    status: str
+    amount_units: int
+    credit_count: int
+    credit_sum: int
+    foreign_wallet_entries: int
+
+
+@dataclass(frozen=True, slots=True)
 class TransferImbalance:
     """Two wallets whose transfers to each other do not cancel out (`low` < `high`)."""
 
@@ -122,6 +134,29 @@ class AuditRepo(RepoBase):
                 credit_count=int(r[4]),
                 credit_sum=int(r[5]),
                 foreign_wallet_entries=int(r[6]),
+            )
+            for r in rows
+        ]
+
+    async def crypto_invoices(self) -> list[CryptoInvoiceAudit]:
+        rows = await self._db.fetch_all(
+            "SELECT c.id, c.invoice_id, c.wallet_id, c.status, c.amount_units,"
+            " COALESCE(SUM(l.kind = 'crypto'), 0),"
+            " COALESCE(SUM(CASE WHEN l.kind = 'crypto' THEN l.amount END), 0),"
+            " COALESCE(SUM(l.wallet_id <> c.wallet_id), 0)"
+            " FROM crypto_invoices c LEFT JOIN ledger l ON l.crypto_invoice_id = c.id"
+            " GROUP BY c.id ORDER BY c.id"
+        )
+        return [
+            CryptoInvoiceAudit(
+                id=int(r[0]),
+                invoice_id=int(r[1]),
+                wallet_id=int(r[2]),
+                status=str(r[3]),
+                amount_units=int(r[4]),
+                credit_count=int(r[5]),
+                credit_sum=int(r[6]),
+                foreign_wallet_entries=int(r[7]),
             )
             for r in rows
         ]

@@ -18,6 +18,7 @@ class LedgerRepo(RepoBase):
         activation_id: int | None = None,
         payment_id: int | None = None,
         counterparty_wallet_id: int | None = None,
+        crypto_invoice_id: int | None = None,
         actor_id: int | None = None,
         note: str | None = None,
         now: float | None = None,
@@ -28,8 +29,8 @@ class LedgerRepo(RepoBase):
             raise TypeError(f"ledger amounts are integer units, got {type(amount).__name__}")
         row = await tx.fetch_one(
             "INSERT INTO ledger (wallet_id, amount, kind, activation_id, payment_id,"
-            " counterparty_wallet_id, actor_id, note, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " counterparty_wallet_id, crypto_invoice_id, actor_id, note, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 wallet_id,
                 amount,
@@ -37,6 +38,7 @@ class LedgerRepo(RepoBase):
                 activation_id,
                 payment_id,
                 counterparty_wallet_id,
+                crypto_invoice_id,
                 actor_id,
                 note,
                 timestamp(now),

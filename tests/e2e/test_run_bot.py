@@ -1,5 +1,6 @@
 """`daisybot run` as a real process: no DAISYSIM_API_KEY means the built-in sandbox, the menu
-says SANDBOX, a new user gets play money, and Ctrl-C stops it cleanly without a traceback."""
+says SANDBOX, a new user gets play money, crypto top-ups go to a local Crypto Pay, and Ctrl-C
+stops it cleanly without a traceback."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ async def test_daisybot_run_in_sandbox_mode_then_ctrl_c(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DAISYSIM_", "BOT_", "TELEGRAM_", "DATABASE_", "MARKUP_"))
+        if not key.startswith(
+            ("DAISYSIM_", "BOT_", "TELEGRAM_", "DATABASE_", "MARKUP_", "CRYPTOPAY_")
+        )
     }
     env.update(
         {
@@ -52,6 +55,19 @@ async def test_daisybot_run_in_sandbox_mode_then_ctrl_c(
         assert "WhatsApp — $1.85" in services.button_texts[0][0]
         commands = {c["command"] for c in emulator.commands(language_code="ru")}
         assert "buy" in commands
+        # No CRYPTOPAY_TOKEN in sandbox mode: the local Crypto Pay makes a real invoice.
+        await alice.send("/balance")
+        screen = await alice.wait_for(lambda m: "Balance:" in m.text, timeout=10)
+        amounts = await _press_and_wait(alice, screen, "Top up")
+        crypto = await _press_and_wait(alice, amounts, "💎 Crypto")
+        before = alice.messages[-1].message_id
+        await alice.press(crypto, "$5.00", timeout=10)
+        invoice = await alice.wait_for(
+            lambda m: m.text.startswith("💎 Invoice for"), after=before, timeout=10
+        )
+        [pay] = [b for b in invoice.all_buttons if b.url]
+        assert pay.url is not None
+        assert pay.url.startswith("http://127.0.0.1:")
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
@@ -62,6 +78,7 @@ async def test_daisybot_run_in_sandbox_mode_then_ctrl_c(
     assert "TEST-token" not in log
     assert "TEST-token" not in stdout.decode()
     assert "built-in sandbox" in log
+    assert "local Crypto Pay" in log
 
 
 async def _press_and_wait(user: EmulatedUser, message: ChatMessage, label: str) -> ChatMessage:

@@ -111,6 +111,9 @@ admin-alert-exhausted =
 admin-alert-backup =
     ⚠️ <b>The daily backup failed</b>: { $reason }
     Check the folder <code>BACKUP_DIR</code> and the disk; the bot keeps running.
+admin-alert-crypto =
+    ⚠️ Crypto Pay reports invoice <code>{ $invoice }</code> paid, but it was not credited: { $reason }.
+    Check it in @CryptoBot (Crypto Pay → your app → Invoices) and credit the user by hand if the money is there.
 admin-alert-payment =
     ⚠️ A Stars payment could not be credited: charge <code>{ $charge }</code> from user { $user }, { $stars } ⭐ ({ $reason }).
     Refund it with <code>/refund { $charge }</code> or credit the user by hand.

@@ -53,6 +53,7 @@ ledger-kind-transfer_in = transfer in
 ledger-kind-transfer_out = transfer out
 ledger-kind-adjustment = adjustment
 ledger-kind-sandbox_bonus = sandbox play money
+ledger-kind-crypto = Crypto Pay payment
 ledger-kind-other = operation
 
 banned = Sorry, this account cannot use the bot. If you think this is a mistake, contact an admin.

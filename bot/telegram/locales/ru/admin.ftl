@@ -111,6 +111,9 @@ admin-alert-exhausted =
 admin-alert-backup =
     ⚠️ <b>Ежедневная резервная копия не создана</b>: { $reason }
     Проверьте папку <code>BACKUP_DIR</code> и место на диске; бот продолжает работать.
+admin-alert-crypto =
+    ⚠️ Crypto Pay сообщает, что счёт <code>{ $invoice }</code> оплачен, но он не зачислен: { $reason }.
+    Проверьте его в @CryptoBot (Crypto Pay → ваше приложение → счета) и зачислите вручную, если деньги пришли.
 admin-alert-payment =
     ⚠️ Оплату звёздами не удалось зачислить: платёж <code>{ $charge }</code> от пользователя { $user }, { $stars } ⭐ ({ $reason }).
     Верните её командой <code>/refund { $charge }</code> или зачислите вручную.

@@ -53,6 +53,7 @@ ledger-kind-transfer_in = входящий перевод
 ledger-kind-transfer_out = исходящий перевод
 ledger-kind-adjustment = корректировка
 ledger-kind-sandbox_bonus = игровые деньги песочницы
+ledger-kind-crypto = оплата через Crypto Pay
 ledger-kind-other = операция
 
 banned = К сожалению, этому аккаунту бот недоступен. Если это ошибка, напишите администратору.
