@@ -18,7 +18,9 @@ from storage.repos.favourites import FavouritesRepo
 from storage.repos.ledger import LedgerRepo
 from storage.repos.outbox import OutboxRepo
 from storage.repos.payments import PaymentsRepo
+from storage.repos.promo import PromoRepo
 from storage.repos.queue import QueueRepo
+from storage.repos.referrals import ReferralsRepo
 from storage.repos.settings import SettingsRepo
 from storage.repos.users import UsersRepo
 from storage.repos.wallets import WalletsRepo
@@ -40,6 +42,8 @@ class Repo:
         self.action_keys = ActionKeysRepo(db)
         self.broadcasts = BroadcastsRepo(db)
         self.favourites = FavouritesRepo(db)
+        self.promo = PromoRepo(db)
+        self.referrals = ReferralsRepo(db)
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """`async with repo.transaction() as tx:` is `db.transaction()`, so a service that
