@@ -26,6 +26,8 @@ _KINDS = frozenset(
         "transfer_out",
         "adjustment",
         "sandbox_bonus",
+        "promo",
+        "referral",
     }
 )
 

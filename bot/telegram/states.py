@@ -10,3 +10,9 @@ class AdminStates(StatesGroup):
     topup_amount = State()  # data: user_id
     broadcast_text = State()
     markup_value = State()
+    promo_spec = State()
+    promo_batch = State()
+
+
+class UserStates(StatesGroup):
+    promo_code = State()  # the Balance screen's "Promo code" asked for one

@@ -49,6 +49,7 @@ def home_keyboard(t: Translator) -> InlineKeyboardMarkup:
                     t.plain("admin-maintenance-button"), AdminCb(action=AdminAction.MAINTENANCE)
                 ),
             ],
+            [button(t.plain("admin-promo-button"), AdminCb(action=AdminAction.PROMO))],
         ]
     )
 
