@@ -19,6 +19,7 @@ from bot.app import App
 from bot.emulator import BotAPIEmulator, ChatMessage, EmulatedUser
 from bot.sandbox import Sandbox
 from bot.services import promo
+from bot.services.admin import CSV_COLUMNS as ADMIN_CSV_COLUMNS
 from bot.services.promo import CSV_COLUMNS
 from storage.models import LedgerEntry
 from tests.e2e.helpers import assert_books_balanced, balance, ledger, no_traceback, start
@@ -66,6 +67,17 @@ async def test_an_admin_creates_a_code_and_users_redeem_it_by_typing(
 
     listing = await say(admin, "/promo")
     assert "SPRING · $2.00 · 1/2 · once per user · no expiry" in listing.text
+    # The stats count the promo credit by its source, and the ledger export carries it.
+    panel = await say(admin, "/admin")
+    assert "Credits in 30 days, by source: promo code $2.00" in panel.text
+    await admin.press(panel, "Ledger CSV")
+    document = await admin.wait_for(lambda m: m.document is not None)
+    assert document.document is not None
+    rows = list(csv.DictReader(io.StringIO(document.document.data.decode("utf-8"))))
+    assert tuple(rows[0]) == ADMIN_CSV_COLUMNS
+    promo_rows = [r for r in rows if r["kind"] == "promo"]
+    assert [(r["owner_id"], r["amount_units"]) for r in promo_rows] == [("1001", "20000")]
+    assert promo_rows[0]["promo_redemption_id"] != ""
     await assert_books_balanced(app)
     no_traceback(alice)
 

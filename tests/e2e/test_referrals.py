@@ -27,7 +27,7 @@ from tests.e2e.helpers import (
     start,
     with_card,
 )
-from tests.e2e.test_admin import admin_app, say
+from tests.e2e.test_admin import ADMIN, admin_app, say
 
 SIGNAL = 6_000  # the sandbox's Signal price, $0.60: 10% of it is $0.06
 EARNED = "👥 A friend you invited bought a number"
@@ -110,6 +110,12 @@ async def test_a_referral_earns_on_completed_purchases_only_and_stops_at_the_cap
     screen = await alice.wait_for_edit(again, lambda m: "Your invite link" in m.text)
     assert "Friends who joined through it: 1" in screen.text
     assert "Earned from their purchases: $0.10" in screen.text
+    # The admins' stats count it by its source.
+    admin, _ = await start(emulator, app, ADMIN, name="Root", funds=0)
+    panel = await say(admin, "/admin")
+    assert "by source: top-up $10.00 · invited friend's purchase $0.10" in panel.text
+    assert "invited friend's purchase $0.10" in panel.text
+    assert "Invited users: 1 · earned by their referrers: $0.10" in panel.text
     await assert_books_balanced(app)
     no_traceback(alice)
     no_traceback(bob)
