@@ -1,4 +1,5 @@
-"""/start and the main menu: Buy, My numbers, Balance, Help, Language."""
+"""/start (with its invite and promo start links) and the main menu: Buy, My numbers, Balance,
+Help, Language."""
 
 from __future__ import annotations
 

@@ -184,3 +184,21 @@ def test_the_reward_is_a_share_rounded_down_and_capped() -> None:
     assert money.referral_reward(6_000, Decimal(10), earned=9_800, cap_units=10_000) == 200
     assert money.referral_reward(6_000, Decimal(10), earned=10_000, cap_units=10_000) == 0
     assert money.referral_reward(6_000, Decimal(0), earned=0, cap_units=10_000) == 0
+
+
+async def test_ledger_check_finds_promo_and_referral_books_that_disagree(db: Database) -> None:
+    repo = Repo(db)
+    wallet = await new_user(db, 1)
+    await new_user(db, 2)
+    await _code(repo, "COUNTED", 1_000, uses=3)
+    await money.redeem_promo(repo, code="COUNTED", user_id=1, wallet_id=wallet.id)
+    assert await referrals.tie(repo, referee_id=2, payload="ref_1", new_user=True) == "tied"
+    assert await check_ledger(repo) == []
+    # What a bug (or a hand in the database) could do outside the money functions.
+    await db.execute("UPDATE promo_codes SET uses = 2 WHERE code = 'COUNTED'")
+    await db.execute("UPDATE referrals SET earned_units = 500 WHERE referee_id = 2")
+    problems = await check_ledger(repo)
+    assert problems == [
+        "promo code 1 (COUNTED): 2 uses counted, 1 redemptions",
+        "referral of user 2 by 1: records 500 units earned, the ledger 0",
+    ]
