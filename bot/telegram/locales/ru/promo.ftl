@@ -36,7 +36,7 @@ admin-promo-expired = истёк { $date }
 admin-promo-usage =
     Создать код: <code>/promo add КОД СУММА [uses=N] [days=N] [repeat]</code>
     например <code>/promo add SPRING 2 uses=100 days=30</code> — $2.00, всего 100 использований, каждый пользователь один раз (<code>repeat</code>: можно повторно), на 30 дней.
-    Пачка одноразовых кодов файлом CSV: <code>/promo batch N СУММА [days=N]</code>
+    Пачка одноразовых кодов файлом-таблицей: <code>/promo batch N СУММА [days=N]</code>
     Список кодов и их использований: <code>/promo</code>
 admin-promo-new-prompt = Отправьте новый код: <code>КОД СУММА [uses=N] [days=N] [repeat]</code>, например <code>SPRING 2 uses=100 days=30</code>.
 admin-promo-batch-prompt = Отправьте, сколько одноразовых кодов и сумму каждого: <code>N СУММА [days=N]</code>, например <code>50 1 days=90</code>.
@@ -48,8 +48,8 @@ admin-promo-batch-failed = Коды созданы, но файл отправи
 admin-promo-bad-usage = Это не похоже на создание промокода.
 admin-promo-bad-code = «{ $detail }» не может быть кодом: от 3 до 32 букв, цифр, _ или -, первая — буква или цифра.
 admin-promo-bad-amount = «{ $detail }» — не сумма: положительная сумма в долларах до $1,000.00, не больше 4 знаков после точки.
-admin-promo-bad-uses = uses — целое число от 1 до 1 000 000.
-admin-promo-bad-days = days — целое число от 1 до 3650.
+admin-promo-bad-uses = <code>uses</code> — целое число от 1 до 1 000 000.
+admin-promo-bad-days = <code>days</code> — целое число от 1 до 3650.
 admin-promo-bad-count = В пачке от 1 до 1000 кодов.
 admin-promo-bad-exists = Код <code>{ $detail }</code> уже есть (регистр букв в кодах не важен).
 
