@@ -38,6 +38,7 @@ from bot.daisysim import DaisySimClient, RateLimits
 from bot.log_context import JsonFormatter
 from bot.metrics import Metrics
 from bot.services import admin as admin_service
+from bot.services import referrals
 from bot.services.backups import BACKUP_JOB_ID, DailyBackup
 from bot.services.buying import Buying
 from bot.services.catalogue import Catalogue
@@ -426,6 +427,11 @@ async def create_app(
     )
     if crypto is not None:
         crypto.alert = crypto_alert
+    # Every path that stores a code credits referrals on the terms it reads in its own
+    # transaction: the settings table carries this run's REFERRAL_PERCENT and cap to all.
+    await referrals.store_terms(
+        repo, referrals.ReferralTerms(settings.referral_percent, settings.referral_cap_units)
+    )
     # Stored in the settings table, so it survives a restart; MAINTENANCE=1 forces it on.
     maintenance = Maintenance(repo, forced=settings.maintenance)
     # The one buy path: private chats, groups and Buy again.

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     auto_cancel_after_seconds: float = Field(default=600.0, gt=0, le=86_400)
     low_balance_alert_usd: Decimal = Field(default=Decimal(5), ge=0)
     sandbox_start_balance_usd: Decimal = Field(default=Decimal(10), ge=0, le=1_000_000)
+    # The referrer's share of each purchase of a friend they invited (0: referrals earn
+    # nothing), up to REFERRAL_CAP_USD per friend.
+    referral_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    referral_cap_usd: Decimal = Field(default=Decimal(5), ge=0, le=1_000_000)
     # The upstream's clock runs this many times faster. Only for the sandbox in tests and demos:
     # the client's rate-limit windows and the 15 s check cadence shrink by it.
     daisysim_time_scale: float = Field(default=1.0, gt=0, le=10_000)
@@ -232,7 +236,11 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @field_validator(
-        "markup_fixed", "price_step_usd", "low_balance_alert_usd", "sandbox_start_balance_usd"
+        "markup_fixed",
+        "price_step_usd",
+        "low_balance_alert_usd",
+        "sandbox_start_balance_usd",
+        "referral_cap_usd",
     )
     @classmethod
     def _four_decimals(cls, value: Decimal) -> Decimal:
@@ -293,6 +301,10 @@ class Settings(BaseSettings):
     @property
     def sandbox_start_balance_units(self) -> int:
         return to_units(self.sandbox_start_balance_usd)
+
+    @property
+    def referral_cap_units(self) -> int:
+        return to_units(self.referral_cap_usd)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

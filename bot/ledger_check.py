@@ -4,7 +4,9 @@ Checks that every wallet's cached balance equals the sum of its ledger, that eve
 was charged exactly once and refunded at most once and only if it ended without a code, that
 nothing holds money in `purchasing`/`unknown` for long (a place in the purchase queue adds the
 turns ahead of it), that every Stars payment and every paid Crypto Pay invoice was credited
-once (an unpaid invoice never), and that transfers cancel out.
+once (an unpaid invoice never), that transfers cancel out, that every promo redemption was
+credited once with its code's amount and no code was used more often than it allows, and that
+each referee's recorded earnings are their referrer's 'referral' entries.
 Prints each discrepancy and exits 1, or prints "ledger OK: N wallets, M entries" and exits 0.
 The database is opened read-only.
 """
@@ -86,12 +88,38 @@ async def check_ledger(
             problems.append(f"{name}: credited {c.credit_sum} units, invoiced {c.amount_units}")
         if c.foreign_wallet_entries:
             problems.append(f"{name}: credited to a wallet other than {c.wallet_id}")
+    problems.extend(await _promo_problems(repo))
+    for r in await repo.referrals.mismatched():
+        name = f"referral of user {r.referee_id} by {r.referrer_id}"
+        if r.foreign_entries:
+            problems.append(f"{name}: {r.foreign_entries} credits on another wallet")
+        if r.earned_units != r.credited_units:
+            problems.append(
+                f"{name}: records {r.earned_units} units earned, the ledger {r.credited_units}"
+            )
 
     for t in await repo.audit.unpaired_transfers():
         problems.append(
             f"transfers between wallets {t.low} and {t.high} do not cancel out: {t.net:+d}"
         )
     return problems
+
+
+async def _promo_problems(repo: Repo) -> list[str]:
+    found: list[str] = []
+    for c in await repo.promo.audit():
+        name = f"promo code {c.id} ({c.code})"
+        if c.uses != c.redemptions:
+            found.append(f"{name}: {c.uses} uses counted, {c.redemptions} redemptions")
+        if c.redemptions > c.max_uses:
+            found.append(f"{name}: redeemed {c.redemptions} times, allows {c.max_uses}")
+        if c.credit_sum != c.credits * c.amount_units:
+            found.append(f"{name}: credited {c.credit_sum} units for {c.credits} redemptions")
+        if c.foreign_wallet_entries:
+            found.append(f"{name}: credited to a wallet other than the redeemer's")
+    for redemption_id, credits in await repo.promo.redemptions_without_one_credit():
+        found.append(f"promo redemption {redemption_id}: credited {credits} times (expected once)")
+    return found
 
 
 def _activation_problems(a: ActivationAudit, now: float, limit: float) -> list[str]:

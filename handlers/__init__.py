@@ -14,6 +14,7 @@ from handlers import (
     errors,
     group,
     numbers,
+    promo,
     purchase,
     queue,
     search,
@@ -28,7 +29,9 @@ def build_routers() -> list[Router]:
 
     A router takes an update as soon as one of its filters matches, so the order matters
     only between handlers whose filters overlap:
-    - `search` takes ANY plain text, so it comes after every command handler;
+    - `search` takes ANY plain text, so it comes after every command handler, and after
+      `promo`, which takes a line that is one of our promo codes (and the line asked for by
+      the Balance screen's "Promo code");
     - `stale` takes ANY callback query and ANY private message, so it comes last of all,
       after everything that could have handled them;
     - `errors` only sees error events, which no other router handles; its place is free;
@@ -58,6 +61,7 @@ def build_routers() -> list[Router]:
         activation.build_router(),
         numbers.build_router(),
         balance.build_router(),
+        promo.build_router(),
         search.build_router(),
         stale.build_router(),
     ]

@@ -27,6 +27,8 @@ _KINDS = frozenset(
         "adjustment",
         "sandbox_bonus",
         "crypto",
+        "promo",
+        "referral",
     }
 )
 

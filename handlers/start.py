@@ -1,21 +1,30 @@
-"""/start and the main menu: Buy, My numbers, Balance, Help, Language."""
+"""/start (with its invite and promo start links) and the main menu: Buy, My numbers, Balance,
+Help, Language."""
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.config import Settings
+from bot.services import promo as promo_service
+from bot.services import referrals
 from bot.telegram.callbacks import LangCb, MenuAction, MenuCb
 from bot.telegram.commands import set_chat_commands
 from bot.telegram.i18n import I18n, Translator
 from bot.telegram.keyboards import back_to_menu, language_keyboard, main_menu
 from bot.telegram.menu import help_text, menu_text
+from bot.telegram.outbox import OutboxSender
+from bot.telegram.promo_views import redeem
 from bot.telegram.replies import edit_or_send
 from storage.models import User, Wallet
 from storage.repo import Repo
+
+logger = logging.getLogger(__name__)
 
 
 def _is_admin(settings: Settings, user_id: int | None) -> bool:
@@ -23,9 +32,41 @@ def _is_admin(settings: Settings, user_id: int | None) -> bool:
 
 
 async def start(
-    message: Message, bot: Bot, t: Translator, settings: Settings, wallet: Wallet
+    message: Message,
+    bot: Bot,
+    command: CommandObject,
+    t: Translator,
+    settings: Settings,
+    wallet: Wallet,
+    user: User,
+    repo: Repo,
+    i18n: I18n,
+    outbox: OutboxSender,
+    user_created: bool = False,
 ) -> None:
+    """The menu; a start link's payload first: `ref_<id>` ties a new user to who invited
+    them, `promo_<code>` redeems a code (its receipt follows the menu)."""
+    payload = (command.args or "").strip()
+    if payload.startswith(referrals.REF_PREFIX):
+        outcome = await referrals.tie(
+            repo, referee_id=user.id, payload=payload, new_user=user_created
+        )
+        logger.info("start link %s for user %d: %s", payload[:24], user.id, outcome)
     await message.answer(menu_text(t, settings, wallet), reply_markup=main_menu(t))
+    if payload.startswith(promo_service.PROMO_PREFIX):
+        code = promo_service.code_from_payload(payload) or payload.removeprefix("promo_")
+        refused = await redeem(
+            repo=repo,
+            i18n=i18n,
+            outbox=outbox,
+            user=user,
+            wallet=wallet,
+            code=code,
+            # Telegram may deliver one /start twice; its message id makes it one redemption.
+            key=f"start:{message.chat.id}:{message.message_id}",
+        )
+        if refused is not None:
+            await message.answer(refused)
     if _is_admin(settings, message.chat.id):
         # An admin who had not started the bot when it did had no chat to set a menu for.
         await set_chat_commands(bot, message.chat.id, t, admin=True)

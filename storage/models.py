@@ -46,6 +46,8 @@ LedgerKind = Literal[
     "adjustment",
     "sandbox_bonus",
     "crypto",
+    "promo",
+    "referral",
 ]
 PaymentStatus = Literal["paid", "refunded"]
 
@@ -92,6 +94,8 @@ class LedgerEntry:
     note: str | None
     created_at: float
     crypto_invoice_id: int | None = None  # a 'crypto' entry's invoice (migration 0009)
+    # The promo redemption a 'promo' entry credits (migration 0010); None for other kinds.
+    promo_redemption_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +189,46 @@ class Broadcast:
     recipients: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class PromoCode:
+    id: int
+    code: str
+    amount_units: int
+    max_uses: int
+    uses: int
+    expires_at: float | None
+    once_per_user: bool
+    created_by: int
+    created_at: float
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def used_up(self) -> bool:
+        return self.uses >= self.max_uses
+
+
+@dataclass(frozen=True, slots=True)
+class PromoRedemption:
+    id: int
+    code_id: int
+    user_id: int
+    wallet_id: int
+    once: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    referee_id: int
+    referrer_id: int
+    earned_units: int
+    created_at: float
+
+
 _T = TypeVar("_T")
-_BOOL_FIELDS: Final = frozenset({"banned", "inactive"})
+_BOOL_FIELDS: Final = frozenset({"banned", "inactive", "once_per_user", "once"})
 
 
 CryptoNetwork = Literal["mainnet", "testnet", "sandbox"]

@@ -19,7 +19,9 @@ from storage.repos.favourites import FavouritesRepo
 from storage.repos.ledger import LedgerRepo
 from storage.repos.outbox import OutboxRepo
 from storage.repos.payments import PaymentsRepo
+from storage.repos.promo import PromoRepo
 from storage.repos.queue import QueueRepo
+from storage.repos.referrals import ReferralsRepo
 from storage.repos.settings import SettingsRepo
 from storage.repos.updates import UpdatesRepo
 from storage.repos.users import UsersRepo
@@ -44,6 +46,8 @@ class Repo:
         self.favourites = FavouritesRepo(db)
         self.updates = UpdatesRepo(db)
         self.crypto = CryptoInvoicesRepo(db)
+        self.promo = PromoRepo(db)
+        self.referrals = ReferralsRepo(db)
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """`async with repo.transaction() as tx:` is `db.transaction()`, so a service that

@@ -1,5 +1,6 @@
 """Ledger property test: any sequence of credits, debits, transfers, purchases (some failing or
-losing their answer), codes, cancels and reconciliations keeps the books right.
+losing their answer), codes, cancels, reconciliations, promo code redemptions and referral
+rewards keeps the books right.
 
 Driven through the production money functions (`bot.services.money`) and the production buy
 path (the purchase queue every tap joins) against the sandbox over loopback HTTP, with a fresh
@@ -22,9 +23,11 @@ import asyncio
 import contextlib
 import itertools
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +42,13 @@ from bot.daisysim import DaisySimClient
 from bot.ledger_check import check_ledger
 from bot.sandbox import Sandbox, SandboxControlError
 from bot.services import activation as activations
-from bot.services import money, wallet
+from bot.services import money, promo, referrals, wallet
 from bot.services.cryptopay import CryptoTopups
 from bot.services.errors import (
     ActivationNotActive,
     CancelTooEarly,
     InsufficientFunds,
+    PromoRefused,
     PurchasePending,
     PurchaseRejected,
 )
@@ -63,6 +67,17 @@ SERVICES = ("Signal", "Telegram", "WhatsApp")
 # None: a normal purchase; the rest are sandbox faults on that purchase.
 FAULTS = (None, None, None, "drop_after", "drop_before", "OUT_OF_STOCK", "INSUFFICIENT_BALANCE")
 _accounts = itertools.count()
+# USERS[1] was invited by USERS[0], who earns this share of USERS[1]'s completed purchases
+# up to the cap (small, so that examples reach it).
+REFERRAL_PERCENT = Decimal(15)
+REFERRAL_CAP = 1_000
+# (code, units, uses, repeat, expired): one use, two uses, three repeatable, one expired.
+PROMOS = (
+    ("ONE", 5_000, 1, False, False),
+    ("TWO", 3_000, 2, False, False),
+    ("MANY", 1_000, 3, True, False),
+    ("OLD", 2_000, 5, False, True),
+)
 
 amounts = st.integers(min_value=1, max_value=40_000)
 user_index = st.integers(min_value=0, max_value=len(USERS) - 1)
@@ -94,6 +109,7 @@ operations = st.one_of(
         st.booleans(),  # paid; False: it expires
         st.integers(min_value=1, max_value=3),
     ),
+    st.tuples(st.just("promo"), user_index, st.integers(min_value=0, max_value=len(PROMOS) - 1)),
 )
 
 
@@ -116,6 +132,10 @@ class Model:
     wallets: list[int]
     flows: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     activation_ids: list[int] = field(default_factory=list)
+    referral_earned: int = 0
+    # (code, user) -> redemptions, code -> uses: what the codes allow, kept apart from the db
+    redeemed: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    uses: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     crypto: CryptoSide | None = None
     crypto_paid: int = 0  # what paid Crypto Pay invoices must have credited, in all
 
@@ -217,7 +237,33 @@ async def _apply(
             code = await sb.control.deliver_code(picked.upstream_id)
         except SandboxControlError:
             return  # the order already ended upstream
-        await activations.complete(repo, picked.id, code)
+        completed = await activations.complete(repo, picked.id, code)
+        if completed and picked.user_id == USERS[1]:
+            reward = money.referral_reward(
+                picked.user_price,
+                REFERRAL_PERCENT,
+                earned=model.referral_earned,
+                cap_units=REFERRAL_CAP,
+            )
+            model.referral_earned += reward
+            model.flows[model.wallets[0]] += reward
+    elif kind == "promo":
+        user_id, target = USERS[op[1]], model.wallets[op[1]]
+        name, units, uses, repeat, expired = PROMOS[op[2]]
+        allowed = (
+            not expired
+            and model.uses[name] < uses
+            and (repeat or model.redeemed[(name, user_id)] == 0)
+        )
+        try:
+            await money.redeem_promo(repo, code=name.lower(), user_id=user_id, wallet_id=target)
+        except PromoRefused:
+            assert not allowed, (name, user_id)
+            return
+        assert allowed, (name, user_id)
+        model.uses[name] += 1
+        model.redeemed[(name, user_id)] += 1
+        model.flows[target] += units
     elif kind == "cancel":
         if not model.activation_ids:
             return
@@ -298,6 +344,17 @@ async def test_any_sequence_keeps_the_books_right(
                     wallets=[*wallets, group.id],
                     crypto=CryptoSide(cryptopay, crypto_client),
                 )
+                await referrals.store_terms(
+                    repo, referrals.ReferralTerms(REFERRAL_PERCENT, REFERRAL_CAP)
+                )
+                tied = await referrals.tie(
+                    repo, referee_id=USERS[1], payload=f"ref_{USERS[0]}", new_user=True
+                )
+                assert tied == "tied"
+                for name, units, uses, repeat, expired in PROMOS:
+                    spec = promo.PromoSpec(name, units, uses, 1, repeat)
+                    made = time.time() - (3 * 86_400 if expired else 0)
+                    await promo.create_code(repo, spec, admin_id=0, now=made)
                 for wallet_id, amount in zip(model.wallets, start, strict=True):
                     if amount:
                         await money.credit(repo, wallet_id, amount, actor_id=0)
@@ -326,5 +383,7 @@ async def test_any_sequence_keeps_the_books_right(
                     account.debits_units - account.refunds_units
                 )
                 assert await repo.activations.list_waiting() == []
+                earned = model.referral_earned
+                event(f"referral earned {'the cap' if earned == REFERRAL_CAP else bool(earned)}")
         finally:
             await db.close()

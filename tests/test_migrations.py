@@ -241,7 +241,7 @@ async def test_two_processes_starting_at_once_migrate_once(tmp_path: Path) -> No
         assert await first.schema_version() == LATEST
         assert await second.schema_version() == LATEST
         kinds = await first.fetch_value("SELECT COUNT(*) FROM ledger_kinds")
-        assert kinds == 9  # 0009 added crypto
+        assert kinds == 11  # 8 from 0001, crypto from 0009, promo and referral from 0010
     finally:
         await first.close()
         await second.close()

@@ -13,10 +13,12 @@ Every test ends with the ledger check and the sandbox's account.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 
 from bot.ledger_check import check_ledger
 from bot.sandbox import Sandbox
+from bot.services import referrals
 from bot.services.purchase_queue import Queued
 from bot.services.reconcile import cancel_owed, reconcile_unknown
 from storage.db import Database
@@ -156,4 +158,38 @@ async def test_an_order_found_expired_is_refunded_and_cancelled_upstream(tmp_pat
 
         # The user paid nothing in the end, and neither did the operator upstream.
         assert await _upstream_net(sb) == 0
+        assert await check_ledger(repo) == []
+
+
+async def test_a_lost_order_found_completed_earns_the_referrer_once(tmp_path: Path) -> None:
+    """The referral share is credited by whichever path stores the code: here reconciliation
+    finding a lost purchase completed upstream, twice over, credits it once."""
+    async with world(tmp_path, **NO_CODES) as (sb, db, client), running(db, client) as queue:
+        repo = Repo(db)
+        referrer = await new_user(db, 1)
+        w = await new_user(db, 2, 100_000)
+        await referrals.store_terms(repo, referrals.ReferralTerms(Decimal(10), 100_000))
+        assert await referrals.tie(repo, referee_id=2, payload="ref_1", new_user=True) == "tied"
+        await sb.control.add_fault("purchase", "drop_after", key=KEY)
+        ticket = await queue.join(buy_request(2, w.id, "dropped"))
+        lost = await _unknown(db, ticket.activation.id)
+        order = (await sb.control.account(KEY)).orders[0]
+        await sb.control.deliver_code(order.activation_id, "135790")
+
+        for _ in range(2):
+            await reconcile_unknown(
+                repo, client, grace_seconds=0, link_after_seconds=0, cancel_lock_seconds=LOCK
+            )
+        done = await repo.activations.get(lost.id)
+        assert done is not None
+        assert done.state == "completed"
+        entries = await repo.ledger.entries_page(limit=100)
+        assert [(e.wallet_id, e.kind, e.amount, e.activation_id) for e in entries][-1] == (
+            referrer.id,
+            "referral",
+            SIGNAL // 10,
+            lost.id,
+        )
+        assert [e.kind for e in entries].count("referral") == 1
+        assert await wallet_balance(db, referrer.id) == SIGNAL // 10
         assert await check_ledger(repo) == []

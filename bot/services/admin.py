@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Final
@@ -55,7 +55,11 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "counterparty_wallet_id",
     "actor_id",
     "note",
+    "promo_redemption_id",
 )
+# Where money comes into wallets from outside the shop, in the order the stats list them
+# (refunds and transfers only give back or move what was there).
+CREDIT_SOURCES: Final[tuple[str, ...]] = ("topup", "stars", "promo", "referral", "sandbox_bonus")
 
 
 def is_admin(settings: Settings, user_id: int | None) -> bool:
@@ -74,6 +78,12 @@ class Stats:
     month: Sales
     user_balances: int  # what the bot owes its users and groups (sum of wallet balances)
     upstream_balance: int | None  # None: the upstream did not answer
+    # Credits over the last 30 days by ledger kind (CREDIT_SOURCES first, then any other
+    # credit kind a later migration adds), and the referral and promo totals.
+    month_credits: dict[str, int] = field(default_factory=dict)
+    referred_users: int = 0
+    referral_earned: int = 0
+    promo_codes: int = 0
 
     @property
     def today_margin(self) -> int:
@@ -97,6 +107,7 @@ async def collect_stats(
 ) -> Stats:
     current = time.time() if now is None else now
     states = await repo.activations.count_by_state()
+    referral_totals = await repo.referrals.totals()
     return Stats(
         users=await repo.users.count(),
         active_users=await repo.users.count(active_only=True),
@@ -105,7 +116,25 @@ async def collect_stats(
         month=await repo.activations.sales(since=current - MONTH_SECONDS),
         user_balances=await repo.wallets.total_balance(),
         upstream_balance=None if client is None else await upstream_balance(client),
+        month_credits=await credits_by_source(repo, since=current - MONTH_SECONDS),
+        referred_users=referral_totals.friends,
+        referral_earned=referral_totals.earned_units,
+        promo_codes=await repo.promo.count(),
     )
+
+
+# Credits that only give back or move money already in the books.
+_NOT_SOURCES: Final = frozenset({"refund", "transfer_in", "transfer_out", "purchase", "adjustment"})
+
+
+async def credits_by_source(repo: Repo, *, since: float | None = None) -> dict[str, int]:
+    """Money credited to wallets by where it came from, CREDIT_SOURCES first; only kinds
+    that credited anything."""
+    totals = await repo.ledger.totals_by_kind(since=since)
+    kinds = [*CREDIT_SOURCES, *sorted(k for k in totals if k not in CREDIT_SOURCES)]
+    return {
+        kind: totals[kind] for kind in kinds if totals.get(kind, 0) > 0 and kind not in _NOT_SOURCES
+    }
 
 
 # --- users --------------------------------------------------------------------------------
@@ -333,6 +362,7 @@ def _csv_row(entry: LedgerEntry, owners: Mapping[int, tuple[str, int]]) -> list[
         opt(entry.counterparty_wallet_id),
         opt(entry.actor_id),
         entry.note or "",
+        opt(entry.promo_redemption_id),
     ]
 
 
@@ -457,6 +487,7 @@ async def check_upstream_balance(
 
 
 __all__ = [
+    "CREDIT_SOURCES",
     "CSV_COLUMNS",
     "LOW_BALANCE_KEY",
     "BadMarkup",
@@ -475,6 +506,7 @@ __all__ = [
     "check_upstream_balance",
     "collect_stats",
     "confirm_broadcast",
+    "credits_by_source",
     "current_markup",
     "draft_broadcast",
     "export_ledger",

@@ -4,7 +4,7 @@ friendly message. Every error carries the values that message needs, never a for
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from storage.models import Activation
 
@@ -171,3 +171,18 @@ class PurchasePending(AppError):
     def __init__(self, activation: Activation) -> None:
         super().__init__(f"purchase {activation.id} outcome unknown; reconciling")
         self.activation = activation
+
+
+PromoProblem = Literal["unknown", "expired", "used_up", "already_used"]
+
+
+class PromoRefused(AppError):
+    """A promo code that credits nothing: no such code, past its expiry, every use taken, or
+    already redeemed by this user (a once-per-user code). Nothing was changed."""
+
+    code = "PROMO_REFUSED"
+
+    def __init__(self, promo_code: str, reason: PromoProblem) -> None:
+        super().__init__(f"promo code {promo_code!r} refused: {reason}")
+        self.promo_code = promo_code
+        self.reason: PromoProblem = reason

@@ -10,6 +10,8 @@
 | Stars refund        | `book_stars_refund`    | adjustment (`unbook_stars_refund`: back) |
 | purchase hold       | `hold_purchase`        | purchase                            |
 | refund              | `refund_activation`    | refund (once per activation)        |
+| promo code          | `redeem_promo`         | promo (once per redemption)         |
+| referral reward     | `credit_referral`      | referral (once per activation)      |
 
 Each runs in ONE transaction with its ledger entries: its own, or the caller's `tx` when the
 movement must commit together with something else (a wallet's creation, a queue place, an
@@ -30,6 +32,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
 from typing import Final, Literal
 
 from bot.services.errors import (
@@ -37,15 +40,18 @@ from bot.services.errors import (
     InsufficientFunds,
     InvalidAmount,
     PaymentNotFound,
+    PromoRefused,
     WalletNotFound,
 )
 from storage.db import Transaction
 from storage.models import (
+    COMPLETED,
     Activation,
     ActivationState,
     CryptoInvoice,
     LedgerEntry,
     Payment,
+    PromoCode,
     Wallet,
 )
 from storage.repo import Repo
@@ -56,6 +62,8 @@ CreditKind = Literal["topup", "adjustment", "sandbox_bonus"]
 DebitKind = Literal["adjustment"]
 STARS_KIND: Final = "stars"
 CRYPTO_KIND: Final = "crypto"
+PROMO_KIND: Final = "promo"
+REFERRAL_KIND: Final = "referral"
 _TOKEN_BYTES: Final = 5  # 10 hex digits: collisions among one account's orders are out of reach
 
 
@@ -585,6 +593,141 @@ async def refund_activation(
     return True
 
 
+# --- promo codes and referrals ------------------------------------------------------------
+
+
+async def redeem_promo(
+    repo: Repo,
+    *,
+    code: str,
+    user_id: int,
+    wallet_id: int,
+    key: str | None = None,
+    notice: NoticeHook | None = None,
+    now: float | None = None,
+) -> tuple[PromoCode, Movement]:
+    """Redeem a promo code onto a user's wallet: take one use, record the redemption and
+    credit its amount as one 'promo' entry, all in ONE transaction.
+
+    Raises PromoRefused (nothing changed) for an unknown, expired, used-up or (once per
+    user) already redeemed code. The last use is taken by a conditional UPDATE, so two
+    users racing for it credit once; a once-per-user code redeemed twice at once by one user
+    credits once (the unique index on the redemption). `key` makes a repeated request (the
+    same message or button delivered twice) move nothing for a code that may be used again.
+    """
+    current = time.time() if now is None else now
+    text = code.strip()
+    async with repo.db.transaction() as tx:
+        wallet = await _wallet(repo, tx, wallet_id)
+        promo = await repo.promo.find(text, tx=tx)
+        if promo is None:
+            raise PromoRefused(text, "unknown")
+        if promo.once_per_user and await repo.promo.redeemed_by(promo.id, user_id, tx=tx):
+            raise PromoRefused(promo.code, "already_used")
+        if promo.expired(current):
+            raise PromoRefused(promo.code, "expired")
+        if not await _claim(repo, tx, key, PROMO_KIND):
+            return promo, Movement(PROMO_KIND, promo.amount_units, wallet, None)
+        if not await repo.promo.take_use(tx, promo.id, now=current):
+            raise PromoRefused(promo.code, "used_up")  # the rollback gives the key back
+        redemption = await repo.promo.add_redemption(
+            tx, code=promo, user_id=user_id, wallet_id=wallet_id, now=current
+        )
+        if redemption is None:
+            raise PromoRefused(promo.code, "already_used")  # ... and the use
+        entry = await repo.ledger.append(
+            tx,
+            wallet_id,
+            promo.amount_units,
+            PROMO_KIND,
+            actor_id=user_id,
+            note=f"promo code {promo.code}",
+            promo_redemption_id=redemption.id,
+            now=current,
+        )
+        if key is not None:
+            await repo.action_keys.attach(tx, key, entry.id)
+        moved = Movement(PROMO_KIND, promo.amount_units, await _wallet(repo, tx, wallet_id), entry)
+        if notice is not None:
+            await notice(tx, moved)
+        taken = await repo.promo.get(promo.id, tx=tx)
+    assert taken is not None
+    log.info(
+        "promo code %d redeemed by user %d: %d units on wallet %d (use %d of %d)",
+        promo.id,
+        user_id,
+        promo.amount_units,
+        wallet_id,
+        taken.uses,
+        taken.max_uses,
+    )
+    return taken, moved
+
+
+def referral_reward(price_units: int, percent: Decimal, *, earned: int, cap_units: int) -> int:
+    """What a referee's purchase at `price_units` earns the referrer: `percent` of it,
+    rounded down to a unit, and never past `cap_units` earned from this referee."""
+    if percent <= 0 or cap_units <= 0:
+        return 0
+    share = int((Decimal(price_units) * percent / 100).to_integral_value(rounding=ROUND_DOWN))
+    return max(0, min(share, cap_units - earned))
+
+
+async def credit_referral(
+    repo: Repo,
+    tx: Transaction,
+    activation: Activation,
+    *,
+    percent: Decimal,
+    cap_units: int,
+    notice: NoticeHook | None = None,
+) -> Movement | None:
+    """A referee's purchase got its code: credit their referrer `percent` of its price as a
+    'referral' entry, inside the caller's transaction (the one that stored the code), up to
+    `cap_units` per referee. None when nothing is owed (no referrer, the feature off, the cap
+    reached, the referrer has no wallet) or it was credited before. Only a completed
+    purchase earns (the `ledger_referral_source` trigger refuses any other), and a
+    completed purchase is never refunded, so nothing is ever clawed back."""
+    if activation.state != COMPLETED:
+        return None
+    referral = await repo.referrals.of_referee(activation.user_id, tx=tx)
+    if referral is None:
+        return None
+    units = referral_reward(
+        activation.user_price, percent, earned=referral.earned_units, cap_units=cap_units
+    )
+    if units <= 0:
+        return None
+    wallet = await repo.wallets.get_by_owner("user", referral.referrer_id, tx=tx)
+    if wallet is None:
+        return None
+    # The activation's id is the action key: one reward per purchase, whatever settles it.
+    if not await _claim(repo, tx, f"referral:{activation.id}", REFERRAL_KIND):
+        return None
+    entry = await repo.ledger.append(
+        tx,
+        wallet.id,
+        units,
+        REFERRAL_KIND,
+        activation_id=activation.id,
+        actor_id=activation.user_id,
+        note=f"referral: purchase {activation.id} of user {activation.user_id}",
+    )
+    await repo.action_keys.attach(tx, f"referral:{activation.id}", entry.id)
+    await repo.referrals.add_earned(tx, activation.user_id, units)
+    moved = Movement(REFERRAL_KIND, units, await _wallet(repo, tx, wallet.id), entry)
+    if notice is not None:
+        await notice(tx, moved)
+    log.info(
+        "activation %d earned referrer %d %d units (wallet %d)",
+        activation.id,
+        referral.referrer_id,
+        units,
+        wallet.id,
+    )
+    return moved
+
+
 __all__ = [
     "CRYPTO_KIND",
     "CreditKind",
@@ -600,12 +743,15 @@ __all__ = [
     "check_amount",
     "credit",
     "credit_crypto",
+    "credit_referral",
     "credit_stars",
     "crypto_key",
     "day_start",
     "debit",
     "hold_purchase",
     "new_recon_token",
+    "redeem_promo",
+    "referral_reward",
     "refund_activation",
     "transfer",
     "unbook_stars_refund",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from bot.services.money import Movement
 from storage.db import Transaction
 from storage.models import Activation, Broadcast
 
@@ -84,6 +85,12 @@ class Notifier(Protocol):
 
     async def card_changed(self, tx: Transaction, activation: Activation) -> None:
         """The activation's state changed: its card, if it has one, shows the new state."""
+
+    async def referral_earned(
+        self, tx: Transaction, moved: Movement, activation: Activation
+    ) -> None:
+        """The purchase `activation` of a referee earned their referrer `moved` (a
+        'referral' credit on the referrer's wallet)."""
 
     async def admin_alert(
         self, tx: Transaction, admin_id: int, alert: AdminAlert, *, dedupe: str

@@ -293,6 +293,7 @@ class Poller:
             link_after_seconds=self.timing.reconcile_link_after,
             cancel_lock_seconds=self.timing.cancel_lock,
             on_settled=self._reconciled,
+            notifier=self.notifier,
         )
         if report.settled:
             self.notifier.wake()

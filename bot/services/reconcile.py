@@ -41,6 +41,7 @@ from bot.daisysim import (
     Order,
 )
 from bot.services import money
+from bot.services.notify import Notifier
 from bot.services.purchase import DEFAULT_CANCEL_LOCK_SECONDS, token_of
 from bot.services.settle import end_with_code
 from storage.db import Database, Transaction
@@ -86,6 +87,7 @@ async def reconcile_unknown(
     cancel_lock_seconds: float = DEFAULT_CANCEL_LOCK_SECONDS,
     now: float | None = None,
     on_settled: OnSettled | None = None,
+    notifier: Notifier | None = None,
 ) -> ReconcileReport:
     """Link every `purchasing`/`unknown` activation sent over `link_after_seconds` ago whose
     order /history shows; refund those it does not show once `grace_seconds` passed since
@@ -147,6 +149,7 @@ async def reconcile_unknown(
                 cancel_lock_seconds,
                 report,
                 on_settled,
+                notifier,
             )
         except sqlite3.IntegrityError:
             # E.g. the order's id is already linked to another activation: a human must look;
@@ -171,6 +174,7 @@ async def _settle(
     cancel_lock_seconds: float,
     report: ReconcileReport,
     on_settled: OnSettled | None,
+    notifier: Notifier | None = None,
 ) -> None:
     now = time.time()
     async with db.transaction() as tx:
@@ -212,6 +216,9 @@ async def _settle(
                 phone_number=order.phone_number,
                 upstream_amount=order.amount_charged_units,
                 purchased_at=order.created_at.timestamp(),
+                # Told of a referral reward the code earned (the buyer's code goes through
+                # `on_settled`).
+                notifier=notifier,
             )
             bucket = report.completed
         elif order.status in (_CANCELLED, _EXPIRED):

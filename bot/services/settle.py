@@ -7,6 +7,9 @@ whoever loses a race (the poller against a user's tap, two reconcilers) changes 
 `deliver_code` and `refund_and_tell` are the same compare-and-sets with what the user is told
 reported to the notifier in that transaction: only the winner of the race announces, and the
 announcement commits with the change or not at all (a crash between the two loses neither).
+
+A code that arrives also earns the buyer's referrer their share (`referrals.reward`), in the
+same transaction: whichever path stores the code credits it, once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import logging
 from collections.abc import Sequence
 from typing import Literal
 
-from bot.services import money
+from bot.services import money, referrals
+from bot.services.money import Movement, NoticeHook
 from bot.services.notify import Notifier, RefundReason
 from storage.db import Transaction
 from storage.models import Activation
@@ -36,8 +40,10 @@ async def end_with_code(
     phone_number: str | None = None,
     upstream_amount: int | None = None,
     purchased_at: float | None = None,
+    notifier: Notifier | None = None,
 ) -> bool:
-    """A code arrived: the user keeps paying, nothing is refunded."""
+    """A code arrived: the user keeps paying, nothing is refunded, and the buyer's referrer
+    (if any) is credited their share (told through `notifier`, when given)."""
     changed = await repo.activations.mark_completed(
         tx,
         activation.id,
@@ -51,7 +57,19 @@ async def end_with_code(
     )
     if changed:
         log.info("activation %d completed with a code", activation.id)
+        done = await _reread(repo, tx, activation.id)
+        await referrals.reward(repo, tx, done, notice=_referral_notice(notifier, done))
     return changed
+
+
+def _referral_notice(notifier: Notifier | None, activation: Activation) -> NoticeHook | None:
+    if notifier is None:
+        return None
+
+    async def notice(tx: Transaction, moved: Movement) -> None:
+        await notifier.referral_earned(tx, moved, activation)
+
+    return notice
 
 
 async def deliver_code(
@@ -67,7 +85,9 @@ async def deliver_code(
     """`end_with_code`, and if it changed the activation, its code message and card redraw
     queued in `tx`. Returns the completed activation, or None if someone else settled it
     first (they told the user)."""
-    if not await end_with_code(repo, tx, activation, code=code, from_states=from_states, now=now):
+    if not await end_with_code(
+        repo, tx, activation, code=code, from_states=from_states, now=now, notifier=notifier
+    ):
         return None
     done = await _reread(repo, tx, activation.id)
     await notifier.code_arrived(tx, done)

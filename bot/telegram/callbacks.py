@@ -27,6 +27,8 @@ class MenuAction(StrEnum):
     BALANCE = "w"
     HELP = "h"
     LANGUAGE = "l"
+    PROMO = "p"  # asks for a promo code
+    INVITE = "i"  # the invite link, friends and earnings
 
 
 class MenuCb(CallbackData, prefix="v1m"):
@@ -171,6 +173,9 @@ class AdminAction(StrEnum):
     MAINTENANCE = "M"  # the maintenance switch's screen
     MAINTENANCE_ON = "W"  # on for `units` minutes; 0: until turned off
     MAINTENANCE_OFF = "Q"
+    PROMO = "P"  # the promo codes with their uses
+    PROMO_NEW = "N"  # type a code to create
+    PROMO_BATCH = "B"  # type how many one-use codes
 
 
 class AdminCb(CallbackData, prefix="v1x"):

@@ -34,6 +34,7 @@ ADMIN_COMMANDS = (
     "stats",
     "export",
     "broadcast",
+    "promo",
 )
 
 

@@ -294,6 +294,10 @@ def balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
     return markup(
         [
             [button(t.plain("topup-button"), TopupCb(units=0))],
+            [
+                button(t.plain("promo-button"), MenuCb(action=MenuAction.PROMO)),
+                button(t.plain("invite-button"), MenuCb(action=MenuAction.INVITE)),
+            ],
             [button(t.plain("balance-refresh"), MenuCb(action=MenuAction.BALANCE))],
             menu_row(t),
         ]

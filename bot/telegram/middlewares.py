@@ -69,6 +69,9 @@ class UserMiddleware(BaseMiddleware):
             return None
         bonus = settings.sandbox_start_balance_units if settings.sandbox_mode else 0
         data["user"] = user
+        # True only for the update that created the user's row: the one /start that may tie
+        # a new user to whoever invited them.
+        data["user_created"] = created
         data["wallet"] = await wallet_service.get_or_create_user_wallet(
             repo, user.id, sandbox_bonus_units=bonus
         )

@@ -8,7 +8,8 @@ caller's transaction, with a dedupe key that makes a repeated report queue nothi
 * a refund: `refund:<activation>`, kind "notice", likewise;
 * a card redraw: `card:<activation>:<state>`, kind "card", an edit of the card;
 * an alert: `alert:<dedupe>:<admin>`, kind "alert";
-* a broadcast: `broadcast:<broadcast>:<user>`, kind "broadcast".
+* a broadcast: `broadcast:<broadcast>:<user>`, kind "broadcast";
+* a referral reward: `referral:<ledger entry>`, kind "notice", to the referrer.
 
 Countdown redraws travel in the sender's in-memory lane under the key `card:<activation>`,
 rendered from the database just before they go.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.services.money import Movement
 from bot.services.notify import (
     AdminAlert,
     BackupFailed,
@@ -122,6 +124,26 @@ class TelegramNotifier:
             "card",
             edit_payload(activation.card_message_id, text, markup),
             dedupe_key=f"card:{activation.id}:{activation.state}",
+            tx=tx,
+        )
+
+    async def referral_earned(
+        self, tx: Transaction, moved: Movement, activation: Activation
+    ) -> None:
+        assert moved.entry is not None  # reported only when money moved
+        referrer_id = moved.wallet.owner_id
+        t = await self._translator(referrer_id, tx)
+        text = t(
+            "referral-earned",
+            amount=t.usd(moved.amount),
+            balance=t.usd(moved.wallet.balance),
+        )
+        await enqueue(
+            self.repo,
+            referrer_id,
+            "notice",
+            message_payload(text),
+            dedupe_key=f"referral:{moved.entry.id}",
             tx=tx,
         )
 

@@ -10,6 +10,12 @@ class AdminStates(StatesGroup):
     topup_amount = State()  # data: user_id
     broadcast_text = State()
     markup_value = State()
+    promo_spec = State()
+    promo_batch = State()
+
+
+class UserStates(StatesGroup):
+    promo_code = State()  # the Balance screen's "Promo code" asked for one
 
 
 class TopupStates(StatesGroup):

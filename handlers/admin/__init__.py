@@ -1,5 +1,6 @@
 """The bot admins' panel (`/admin`, ADMIN_IDS only): stats and the upstream balance, user
-lookup with top-up, ban and unban, Stars refunds, broadcasts, the markup and the ledger export.
+lookup with top-up, ban and unban, Stars refunds, broadcasts, the markup, promo codes and the
+ledger export.
 
 The package router's filter lets only admins in, in private chats: for anyone else `/admin`,
 `/topup` and the rest fall through to the catch-all, which answers them like any unknown
@@ -19,6 +20,7 @@ from handlers.admin import (
     maintenance,
     panel,
     price_markup,
+    promo,
     refunds,
     topup,
     users,
@@ -39,5 +41,6 @@ def build_router() -> Router:
         price_markup.build_router(),
         export.build_router(),
         maintenance.build_router(),
+        promo.build_router(),
     )
     return router

@@ -49,6 +49,7 @@ def home_keyboard(t: Translator) -> InlineKeyboardMarkup:
                     t.plain("admin-maintenance-button"), AdminCb(action=AdminAction.MAINTENANCE)
                 ),
             ],
+            [button(t.plain("admin-promo-button"), AdminCb(action=AdminAction.PROMO))],
         ]
     )
 
@@ -71,6 +72,21 @@ def stats_text(t: Translator, stats: admin_service.Stats, settings: Settings) ->
             held=t.usd(stats.user_balances),
         )
     ]
+    sources = [
+        t.plain("admin-stats-source", kind=t.plain(f"ledger-kind-{kind}"), amount=t.usd(units))
+        for kind, units in stats.month_credits.items()
+    ]
+    lines.append(
+        t("admin-stats-sources", sources=" · ".join(sources) or t.plain("admin-stats-no-credits"))
+    )
+    lines.append(
+        t(
+            "admin-stats-referrals",
+            friends=stats.referred_users,
+            earned=t.usd(stats.referral_earned),
+            codes=stats.promo_codes,
+        )
+    )
     if stats.upstream_balance is None:
         lines.append(t("admin-upstream-unavailable"))
     else:

@@ -94,7 +94,9 @@ class AuditRepo(RepoBase):
             " COALESCE(SUM(CASE WHEN l.kind = 'purchase' THEN l.amount END), 0),"
             " COALESCE(SUM(l.kind = 'refund'), 0),"
             " COALESCE(SUM(CASE WHEN l.kind = 'refund' THEN l.amount END), 0),"
-            " COALESCE(SUM(l.wallet_id <> a.wallet_id), 0)"
+            # A 'referral' entry names the referee's purchase but credits the referrer's
+            # own wallet by design (ledger-check audits those per referral).
+            " COALESCE(SUM(l.kind <> 'referral' AND l.wallet_id <> a.wallet_id), 0)"
             " FROM activations a LEFT JOIN ledger l ON l.activation_id = a.id"
             " GROUP BY a.id ORDER BY a.id"
         )

@@ -22,6 +22,7 @@ class LedgerRepo(RepoBase):
         actor_id: int | None = None,
         note: str | None = None,
         now: float | None = None,
+        promo_redemption_id: int | None = None,
     ) -> LedgerEntry:
         """Append one entry; the `ledger_apply` trigger moves the wallet's cached balance in
         the same statement, and an overdraft makes the statement fail (IntegrityError)."""
@@ -29,8 +30,9 @@ class LedgerRepo(RepoBase):
             raise TypeError(f"ledger amounts are integer units, got {type(amount).__name__}")
         row = await tx.fetch_one(
             "INSERT INTO ledger (wallet_id, amount, kind, activation_id, payment_id,"
-            " counterparty_wallet_id, crypto_invoice_id, actor_id, note, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " counterparty_wallet_id, crypto_invoice_id, actor_id, note, created_at,"
+            " promo_redemption_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 wallet_id,
                 amount,
@@ -42,6 +44,7 @@ class LedgerRepo(RepoBase):
                 actor_id,
                 note,
                 timestamp(now),
+                promo_redemption_id,
             ),
         )
         assert row is not None

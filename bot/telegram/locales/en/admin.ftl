@@ -129,3 +129,4 @@ cmd-markup = Show or set the markup
 cmd-stats = Sales and balances
 cmd-export = Ledger as CSV
 cmd-broadcast = Message every user
+cmd-promo = Promo codes: create, batch, uses
