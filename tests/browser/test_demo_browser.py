@@ -446,6 +446,47 @@ async def tiny_web() -> AsyncIterator[Any]:
             yield page_server
 
 
+async def test_a_redrawn_card_keeps_its_buttons_and_ticks_at_most_every_10_s(
+    tiny_web: Any, browser: Browser
+) -> None:
+    expect.set_options(timeout=WAIT_MS)
+    context = await browser.new_context(viewport=PHONE)
+    # The page's clock is ours: ten seconds pass in one call, not in ten real ones.
+    await context.clock.install()
+    try:
+        page, errors = await open_page(context, tiny_web.url)
+        await page.locator("#input").fill("/card")
+        await page.locator("#input").press("Enter")
+        card = page.locator(".msg.in").filter(has_text="Card")
+        buttons = card.locator(".kb-btn")
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:30"])
+        await buttons.evaluate_all("(nodes) => nodes.forEach((n) => { n.__steady = true; })")
+
+        # A redraw that only moves the clocks arrives, and the page keeps what it shows.
+        await buttons.first.click()
+        await expect(card).to_have_attribute("data-edited", "1")
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:30"])
+        await expect(card.locator(".text")).to_contain_text("Card ⏱ 0:00")
+        # Ten seconds after it was drawn, the countdown ticks in place.
+        await page.clock.fast_forward(10_000)
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:29"])
+        await expect(card.locator(".text")).to_contain_text("Card ⏱ 0:01")
+        await expect(card.locator(".meta")).to_contain_text("edited")
+
+        # The next clock-only redraw waits again; a change of state is drawn at once.
+        await buttons.first.click()
+        await expect(card).to_have_attribute("data-edited", "2")
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:29"])
+        await buttons.first.click()
+        await expect(buttons).to_have_text(["Tick", "✖️ Cancel and refund"])
+        await expect(card.locator(".text")).to_contain_text("Card ⏱ 0:03")
+        steady = await buttons.evaluate_all("(nodes) => nodes.map((n) => n.__steady === true)")
+        assert steady == [True, True]
+        assert errors == []
+    finally:
+        await context.close()
+
+
 async def test_formatting_invoices_documents_and_alerts(tiny_web: Any, browser: Browser) -> None:
     expect.set_options(timeout=WAIT_MS)
     context = await browser.new_context(viewport=PHONE)
