@@ -40,8 +40,36 @@ FORMATTED = (
 )
 
 
+def card_markup(ticks: int) -> tuple[str, InlineKeyboardMarkup]:
+    """A card like the shop's: a clock in its text and a countdown on a button, redrawn by
+    "tick" presses; the third tick unlocks the cancel button (a real change of state)."""
+    cancel = "✖️ Cancel and refund" if ticks >= 3 else f"⏳ Cancel in 0:{30 - ticks:02d}"
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text="Tick", callback_data="tick")],
+            [InlineKeyboardButton(text=cancel, callback_data="cancel")],
+        ]
+    )
+    return f"Card ⏱ 0:{ticks:02d}", keyboard
+
+
 def tiny_bot() -> Router:
     router = Router(name="tiny")
+    ticks: dict[int, int] = {}
+
+    @router.message(Command("card"))
+    async def card(message: Message) -> None:
+        text, keyboard = card_markup(0)
+        sent = await message.answer(text, reply_markup=keyboard)
+        ticks[sent.message_id] = 0
+
+    @router.callback_query(F.data == "tick")
+    async def tick(query: CallbackQuery) -> None:
+        assert isinstance(query.message, Message)
+        count = ticks[query.message.message_id] = ticks.get(query.message.message_id, 0) + 1
+        text, keyboard = card_markup(count)
+        await query.message.edit_text(text, reply_markup=keyboard)
+        await query.answer()
 
     @router.message(Command("invoice"))
     async def invoice(message: Message, bot: Bot) -> None:
@@ -165,6 +193,13 @@ async def test_a_stars_invoice_is_paid_with_one_call(
     assert thanks.message_id > invoice.message_id
     service = [m for m in ann.chat if m.service == "successful_payment"]
     assert web.message_json(service[0])["text"] == "Ann paid ⭐ 800"
+    # The page words the note in its own language from these parts.
+    assert web.message_json(service[0])["service_data"] == {
+        "who": "Ann",
+        "bot": "Tiny",
+        "currency": "XTR",
+        "amount": 800,
+    }
     assert web.message_json(ann.current(invoice))["paid"] is True
     payment = web.emulator.charge(body["telegram_payment_charge_id"])
     assert payment is not None
@@ -236,6 +271,13 @@ async def test_only_members_act_in_a_group(web: DemoWeb, http: aiohttp.ClientSes
     assert [c["members"] for c in web.chats_json() if c["id"] == GROUP] == [
         [{"user_id": ANN, "status": "administrator"}, {"user_id": BEN, "status": "left"}]
     ]
+
+
+async def test_people_carry_their_label_in_both_page_languages(web: DemoWeb) -> None:
+    ann = web.person_json(web.people[0])
+    assert ann["labels"] == {"en": "user", "ru": "user"}  # no Russian given: the English one
+    labelled = DemoPerson(3, "Vera", "ru", "user", label_ru="пользователь")
+    assert web.person_json(labelled)["labels"] == {"en": "user", "ru": "пользователь"}
 
 
 async def test_commands_follow_telegrams_scope_and_language_order(web: DemoWeb) -> None:

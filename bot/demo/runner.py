@@ -86,9 +86,23 @@ def demo_people() -> tuple[DemoPerson, ...]:
     from bot.demo.server import DemoPerson
 
     return (
-        DemoPerson(ALICE_ID, "Alice", "en", "user · English · group admin", "alice"),
-        DemoPerson(BORIS_ID, "Boris", "ru", "user · Russian · group member", "boris"),
-        DemoPerson(ADMIN_ID, "Admin", "en", "bot admin", "admin"),
+        DemoPerson(
+            ALICE_ID,
+            "Alice",
+            "en",
+            "user · English · group admin",
+            "alice",
+            "пользователь · английский · админ группы",
+        ),
+        DemoPerson(
+            BORIS_ID,
+            "Boris",
+            "ru",
+            "user · Russian · group member",
+            "boris",
+            "пользователь · русский · участник группы",
+        ),
+        DemoPerson(ADMIN_ID, "Admin", "en", "bot admin", "admin", "админ бота"),
     )
 
 
@@ -326,29 +340,45 @@ class Demo:
     def _info(self) -> dict[str, Any]:
         config = self.config
         lock = config.cancel_lock_seconds
+        money = config.start_balance_usd
         parts = [
             "Everything runs on this computer: a sandbox DaisySim with play money "
-            f"(${config.start_balance_usd} for each person), a Telegram Bot API emulator and "
-            "the real bot.",
+            f"(${money} for each person), a Telegram Bot API emulator and the real bot.",
+        ]
+        parts_ru = [
+            "Всё работает на этом компьютере: песочница DaisySim с игровыми деньгами "
+            f"(${money} у каждого), эмулятор Telegram Bot API и настоящий бот.",
         ]
         if config.code_after is not None and config.code_probability > 0:
             low, high = config.code_after
-            share = (
-                "every number"
-                if config.code_probability >= 1
-                else f"about {round(config.code_probability * 100)}% of numbers"
-            )
+            percent = round(config.code_probability * 100)
+            every = config.code_probability >= 1
+            share = "every number" if every else f"about {percent}% of numbers"
+            share_ru = "каждого номера" if every else f"примерно {percent}% номеров"
             parts.append(f"An SMS code arrives {low:g}–{high:g} s after a purchase for {share}.")
+            parts_ru.append(
+                f"SMS-код приходит через {low:g}–{high:g} с после покупки для {share_ru}."
+            )
         parts.append(
             f"A number can be cancelled for a refund {lock:g} s after purchase "
             f"(DaisySim's {UPSTREAM_CANCEL_LOCK:g} s, with the clock ×{config.time_scale:g})."
+        )
+        parts_ru.append(
+            f"Номер можно отменить с возвратом денег через {lock:g} с после покупки "
+            f"({UPSTREAM_CANCEL_LOCK:g} с у DaisySim, часы ускорены ×{config.time_scale:g})."
         )
         parts.append(
             "Balance → Top up → 💎 Crypto makes a Crypto Pay invoice; its Pay button opens a "
             "local Crypto Pay page where you play the payer."
         )
+        parts_ru.append(
+            "Баланс → Пополнить → 💎 Крипто создаёт счёт Crypto Pay; его кнопка оплаты открывает "
+            "местную страницу Crypto Pay, где вы играете плательщика."
+        )
         return {
             "text": " ".join(parts),
+            # The page shows this one to a Russian-speaking person (or with ?lang=ru).
+            "text_ru": " ".join(parts_ru),
             "time_scale": config.time_scale,
             "cancel_lock_seconds": lock,
             "code_after": list(config.code_after) if config.code_after else None,

@@ -68,6 +68,8 @@ class DemoPerson:
     language_code: str
     label: str  # shown under the name: what this person is for
     username: str | None = None
+    # The label for a Russian-speaking page; the English one when not given.
+    label_ru: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ class DemoWeb:
             "name": person.first_name,
             "language": person.language_code,
             "label": person.label,
+            "labels": {"en": person.label, "ru": person.label_ru or person.label},
             "username": person.username,
         }
 
@@ -268,6 +271,8 @@ class DemoWeb:
         }
         if message.service is not None:
             data["text"] = self._service_text(message)
+            # The page words service notes in its own language from these parts.
+            data["service_data"] = self._service_data(message)
         if message.invoice is not None:
             invoice = message.invoice
             data["invoice"] = {
@@ -293,6 +298,16 @@ class DemoWeb:
             price = f"⭐ {amount}" if message.payment.currency == "XTR" else str(amount)
             return f"{who} paid {price}"
         return message.text or (message.service or "").replace("_", " ")
+
+    def _service_data(self, message: ChatMessage) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "who": self._names.get(message.sender_id),
+            "bot": self.emulator.bot_first_name,
+        }
+        if message.service == "successful_payment" and message.payment is not None:
+            data["currency"] = message.payment.currency
+            data["amount"] = message.payment.total_amount
+        return data
 
     def snapshot(self) -> dict[str, Any]:
         messages = [

@@ -4,6 +4,11 @@ A person opens the page, starts the bot, buys a WhatsApp number by pressing butt
 code arrive and copies it, then buys again, waits out the cancel lock, cancels and sees the
 refund. Everything behind the page is real: the bot, the emulator, the sandbox DaisySim.
 
+On a 390 px and a 320 px phone, in English and in Russian, the page is checked for what a
+thumb and an eye need: no sideways scroll, buttons at least 44 px tall, every text at WCAG AA
+contrast (4.5:1, computed from the page's own colours), distinct avatars, the page's own labels
+in the person's language, and buttons that stay the same element while the bot redraws a card.
+
 Screenshots land in test-artifacts/; with DAISYBOT_UPDATE_DOCS_SCREENSHOT=1 the phone-sized one
 is also saved as docs/demo.png for the README.
 """
@@ -55,6 +60,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE: ViewportSize = {"width": 390, "height": 844}
+SMALL_PHONE: ViewportSize = {"width": 320, "height": 640}
 # Waits for the bot and the sandbox; generous because CI machines are slow, never slept.
 WAIT_MS = 15_000
 
@@ -110,6 +116,103 @@ async def open_page(context: BrowserContext, url: str) -> tuple[Page, list[str]]
     return page, errors
 
 
+# Run in the page: what a phone user would trip over, as a list of readable problems.
+# Contrast per WCAG 2.x: relative luminance of sRGB colours, text alpha composited over what is
+# behind it (every stop of a gradient wallpaper counts, the worst one decides).
+AUDIT_JS = """
+() => {
+  const parse = (c) => {
+    const m = /rgba?\\(([^)]+)\\)/.exec(c || "");
+    if (!m) return null;
+    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (fg, bg) => [0, 1, 2].map((i) => fg[i] * fg[3] + bg[i] * (1 - fg[3])).concat(1);
+  const lum = (c) => {
+    const v = c.slice(0, 3).map((x) => {
+      x /= 255;
+      return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+  };
+  const ratio = (a, b) => {
+    const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  const backdrops = (node) => {
+    const layers = [];
+    for (let n = node; n; n = n.parentElement) {
+      const st = getComputedStyle(n);
+      const color = parse(st.backgroundColor);
+      const stops = st.backgroundImage === "none"
+        ? [] : (st.backgroundImage.match(/rgba?\\([^)]+\\)/g) || []).map(parse);
+      layers.push({ color, stops });
+      if ((color && color[3] >= 1) || stops.length) break;
+    }
+    let bases = [[255, 255, 255, 1]];
+    for (const layer of layers.reverse()) {
+      if (layer.color && layer.color[3] > 0) bases = bases.map((b) => over(layer.color, b));
+      if (layer.stops.length) bases = layer.stops.flatMap((s) => bases.map((b) => over(s, b)));
+    }
+    return bases;
+  };
+  const shown = (n) => {
+    if (!n.getClientRects().length) return false;
+    const st = getComputedStyle(n);
+    return st.visibility !== "hidden" && st.display !== "none";
+  };
+  const problems = [];
+  const width = window.innerWidth;
+  if (document.scrollingElement.scrollWidth > width) {
+    problems.push(`scrolls sideways: ${document.scrollingElement.scrollWidth} > ${width}`);
+  }
+  for (const b of document.querySelectorAll("button")) {
+    if (!shown(b)) continue;
+    const box = b.getBoundingClientRect();
+    const name = (b.textContent.trim() || b.getAttribute("aria-label") || b.id).slice(0, 40);
+    if (box.height < 44) problems.push(`button ${name}: ${box.height.toFixed(1)} px tall`);
+    if (box.right > width + 0.5 || box.left < -0.5) problems.push(`button ${name} off screen`);
+    if (b.scrollWidth > b.clientWidth + 1) problems.push(`button ${name}: label overflows`);
+  }
+  let checked = 0;
+  for (const n of document.querySelectorAll("body *")) {
+    const own = Array.from(n.childNodes).some((c) => c.nodeType === 3 && c.textContent.trim());
+    if (!own || !shown(n)) continue;
+    const st = getComputedStyle(n);
+    const color = parse(st.color);
+    let alpha = color[3];
+    for (let a = n; a; a = a.parentElement) alpha *= Number(getComputedStyle(a).opacity);
+    if (alpha === 0) continue; // hidden on purpose: an unrevealed spoiler
+    const ink = [...color.slice(0, 3), alpha];
+    const worst = Math.min(...backdrops(n).map((bg) => ratio(over(ink, bg), bg)));
+    checked += 1;
+    if (worst < 4.5) {
+      const text = n.textContent.trim().slice(0, 30);
+      problems.push(`contrast ${worst.toFixed(2)}:1 for "${text}" (${st.color})`);
+    }
+  }
+  if (!checked) problems.push("no text checked");
+  return problems;
+}
+"""
+
+
+async def audit(page: Page, sizes: tuple[ViewportSize, ...] = (PHONE, SMALL_PHONE)) -> None:
+    """The page as it is now, at each phone size: nothing a thumb or an eye trips over."""
+    for size in sizes:
+        await page.set_viewport_size(size)
+        # Layout is synchronous on resize: the next evaluate sees the new widths.
+        problems = await page.evaluate(AUDIT_JS)
+        assert problems == [], (size, problems)
+
+
+async def avatars(page: Page, selector: str) -> list[tuple[str, str]]:
+    found = await page.locator(selector).evaluate_all(
+        "(nodes) => nodes.map((n) => [n.textContent, getComputedStyle(n).backgroundColor])"
+    )
+    return [(text, color) for text, color in found]
+
+
 def bot_bubble(page: Page, text: str | re.Pattern[str]) -> Any:
     return page.locator(".msg.in").filter(has_text=text)
 
@@ -145,6 +248,10 @@ async def test_buy_get_the_code_copy_it_then_cancel_for_a_refund(
     await expect(page.locator("#commands")).to_be_hidden()
 
     await keyboard_button(page, "Buy a number").click()
+    await expect(keyboard_button(page, "WhatsApp — $1.85")).to_have_count(1)
+    # The menu and a long service list, at 390 px and at 320 px.
+    await audit(page)
+    await page.set_viewport_size(PHONE)
     await keyboard_button(page, "WhatsApp — $1.85").click()
     card = bot_bubble(page, "waiting for the SMS")
     await expect(card).to_have_count(1)
@@ -186,8 +293,26 @@ async def test_buy_get_the_code_copy_it_then_cancel_for_a_refund(
     await expect(buttons).to_have_text(
         ["📋 Copy number", "🔄 Refresh", re.compile("Cancel in 0:0\\d")]
     )
+    # The bot redraws the card (the countdown, then the unlocked button): the buttons under a
+    # finger stay the same elements, and the countdown does not tick on screen within 10 s.
+    edits_before = int(await second_card.get_attribute("data-edited") or 0)
+    await buttons.evaluate_all(
+        """(nodes) => nodes.forEach((n) => {
+             n.__steady = true;
+             n.__seen = [n.textContent];
+             new MutationObserver(() => n.__seen.push(n.textContent))
+               .observe(n, { childList: true, subtree: true, characterData: true });
+           })"""
+    )
     cancel = buttons.filter(has_text="Cancel and refund")
     await expect(cancel).to_have_count(1)
+    assert int(await second_card.get_attribute("data-edited") or 0) > edits_before
+    steady = await buttons.evaluate_all("(nodes) => nodes.map((n) => n.__steady === true)")
+    assert steady == [True, True, True]
+    seen = await cancel.evaluate("(n) => n.__seen")
+    assert len(seen) == 2, seen
+    assert "Cancel in" in seen[0], seen
+    assert "Cancel and refund" in seen[1], seen
     await cancel.click()
     await expect(page.locator("#toast")).to_contain_text("is back on your balance")
     await expect(second_card).to_contain_text("cancelled — $1.85 refunded")
@@ -215,16 +340,35 @@ async def test_people_languages_and_the_group_on_a_wide_screen(
         page, errors = await open_page(context, demo.url)
         await expect(page.locator("#sidebar")).to_be_visible()
         await expect(page.locator(".person")).to_have_count(3)
+        # Alice and Admin share a first letter, not an avatar: each person has their own.
+        people = await avatars(page, ".person .avatar")
+        assert len(set(people)) == 3, people
+        assert len({text for text, _ in people}) == 3, people
+        assert len(set(await avatars(page, ".chat-item .avatar"))) == 2
+        await expect(page.locator("#me-chip")).to_have_text("as Alice")
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        await audit(page, ({"width": 1100, "height": 760},))
 
-        # Boris speaks Russian: the bot answers him in Russian, in his own chat.
+        # Boris speaks Russian: the bot answers him in Russian, in his own chat, and the page
+        # around the chat speaks Russian to him too.
         await page.locator(f'.person[data-person-id="{BORIS_ID}"]').click()
-        await expect(page.locator("#me-chip")).to_have_text("as Boris")
-        await page.get_by_role("button", name="START", exact=True).click()
+        await expect(page.locator("#me-chip")).to_have_text("вы — Boris")
+        await expect(page.locator("html")).to_have_attribute("lang", "ru")
+        await expect(page.locator("#input")).to_have_attribute("placeholder", "Сообщение")
+        await expect(page.locator("#send")).to_have_attribute("aria-label", "Отправить")
+        await expect(page.locator("#menu-label")).to_have_text("Меню")
+        await expect(page.locator("#try-as")).to_have_text("Попробуйте как")
+        await expect(page.locator("#chat-sub")).to_have_text("бот")
+        await page.get_by_role("button", name="ЗАПУСТИТЬ", exact=True).click()
         answer = page.locator(".msg.in").first
         await expect(answer).to_contain_text(re.compile("[А-Яа-я]{4,}"))
         await page.locator("#menu-btn").click()
         await expect(page.locator(".command").first).to_contain_text(re.compile("[А-Яа-я]"))
         await page.locator("#menu-btn").click()
+        await expect(page.locator(".msg.in .kb-btn").first).to_be_visible()
+        # Russian labels are longer: the menu still fits a 390 px and a 320 px phone.
+        await audit(page)
+        await page.set_viewport_size({"width": 1100, "height": 760})
 
         # Alice's chat is hers alone; the group is shared by both.
         await page.locator(f'.person[data-person-id="{ALICE_ID}"]').click()
@@ -240,6 +384,16 @@ async def test_people_languages_and_the_group_on_a_wide_screen(
         await expect(page.locator("#chat-name")).to_have_text("Daisy Team")
         mine = page.locator(".msg.in").filter(has_text="/help")
         await expect(mine.locator(".sender")).to_have_text("Alice")
+        # Service notes are in his language as well.
+        await expect(page.locator(".msg.service").first).to_have_text(
+            "Alice добавляет DaisySim Bot в группу"
+        )
+
+        # ?lang=ru makes the page Russian whoever is shown.
+        await page.goto(f"{demo.url}/?lang=ru#as={ALICE_ID}&chat={ALICE_ID}")
+        await expect(page.locator("body[data-ready]")).to_have_count(1)
+        await expect(page.locator("#me-chip")).to_have_text("вы — Alice")
+        await expect(page.locator("#input")).to_have_attribute("placeholder", "Сообщение")
 
         await page.screenshot(path=str(ARTIFACTS / "demo-desktop.png"))
         assert errors == []
@@ -290,6 +444,47 @@ async def tiny_web() -> AsyncIterator[Any]:
         dp.include_router(tiny_bot())
         async with page_server, emu.polling(dp, bot):
             yield page_server
+
+
+async def test_a_redrawn_card_keeps_its_buttons_and_ticks_at_most_every_10_s(
+    tiny_web: Any, browser: Browser
+) -> None:
+    expect.set_options(timeout=WAIT_MS)
+    context = await browser.new_context(viewport=PHONE)
+    # The page's clock is ours: ten seconds pass in one call, not in ten real ones.
+    await context.clock.install()
+    try:
+        page, errors = await open_page(context, tiny_web.url)
+        await page.locator("#input").fill("/card")
+        await page.locator("#input").press("Enter")
+        card = page.locator(".msg.in").filter(has_text="Card")
+        buttons = card.locator(".kb-btn")
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:30"])
+        await buttons.evaluate_all("(nodes) => nodes.forEach((n) => { n.__steady = true; })")
+
+        # A redraw that only moves the clocks arrives, and the page keeps what it shows.
+        await buttons.first.click()
+        await expect(card).to_have_attribute("data-edited", "1")
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:30"])
+        await expect(card.locator(".text")).to_contain_text("Card ⏱ 0:00")
+        # Ten seconds after it was drawn, the countdown ticks in place.
+        await page.clock.fast_forward(10_000)
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:29"])
+        await expect(card.locator(".text")).to_contain_text("Card ⏱ 0:01")
+        await expect(card.locator(".meta")).to_contain_text("edited")
+
+        # The next clock-only redraw waits again; a change of state is drawn at once.
+        await buttons.first.click()
+        await expect(card).to_have_attribute("data-edited", "2")
+        await expect(buttons).to_have_text(["Tick", "⏳ Cancel in 0:29"])
+        await buttons.first.click()
+        await expect(buttons).to_have_text(["Tick", "✖️ Cancel and refund"])
+        await expect(card.locator(".text")).to_contain_text("Card ⏱ 0:03")
+        steady = await buttons.evaluate_all("(nodes) => nodes.map((n) => n.__steady === true)")
+        assert steady == [True, True]
+        assert errors == []
+    finally:
+        await context.close()
 
 
 async def test_formatting_invoices_documents_and_alerts(tiny_web: Any, browser: Browser) -> None:

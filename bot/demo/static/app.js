@@ -9,7 +9,110 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const PALETTE = ["#e17076", "#7bc862", "#65aadd", "#a695e7", "#ee7aae", "#6ec9cb", "#faa774"];
+  // Dark enough for white initials (and for a sender's name on a white bubble): ≥ 4.8:1.
+  const PALETTE = ["#c0392b", "#2e7d32", "#1f6fb2", "#6a4fc9", "#b8336a", "#b35900"];
+  const BOT_COLOR = "#00796b";
+  // A countdown (or elapsed time) that is the only change in a message ticks on screen at most
+  // this often: every redraw would otherwise replace what is under a finger about to tap.
+  const TICK_MS = 10000;
+  const TIME_TOKEN = /\d+(?::\d{2})+/g;
+
+  // The page's own words. Its language is ?lang=ru|en when given, else the language of the
+  // person whose chats are shown: Boris sees a Russian page, as he would in his Telegram.
+  const WORDS = {
+    en: {
+      copied: "Copied",
+      copyThis: "Copy this: {text}",
+      edited: "edited",
+      message: "Message",
+      messageGroup: "Message the group",
+      menu: "Menu",
+      send: "Send",
+      asPerson: "as {name}",
+      switchPerson: "Switch demo person",
+      back: "Chats and people",
+      tryAs: "Try it as",
+      bot: "bot",
+      members: "{count} members",
+      youAdmin: " · you are an admin",
+      pressStart: "Press START",
+      start: "START",
+      intro: "{bot} sells virtual US numbers for SMS codes. This is a demo with play money.",
+      noMessages: "No messages here yet. Try /buy or /help.",
+      invoice: "Invoice: {title}",
+      paid: "Paid ✓",
+      pay: "Pay",
+      payStars: "Pay ⭐ {amount}",
+      paymentSent: "Payment sent ✓",
+      paymentFailed: "The payment did not go through.",
+      noAnswer: "The bot did not answer.",
+      notSent: "Not sent.",
+      otherButton: "This kind of button is not part of the demo.",
+      unreachable: "The demo server is not reachable.",
+      connecting: "Connecting…",
+      stopped: "The demo server stopped.",
+      spoiler: "Spoiler: tap to reveal",
+      tapToCopy: "Tap to copy",
+      sendCommand: "Send this command",
+      ok: "OK",
+      added: "{who} added {bot} to the group",
+      paidService: "{who} paid {price}",
+      someone: "Someone",
+      peopleAndChats: "Demo people and chats",
+      chats: "Chats",
+      demoPerson: "Demo person",
+      commands: "Bot commands",
+      messages: "Messages",
+    },
+    ru: {
+      copied: "Скопировано",
+      copyThis: "Скопируйте: {text}",
+      edited: "изменено",
+      message: "Сообщение",
+      messageGroup: "Сообщение в группу",
+      menu: "Меню",
+      send: "Отправить",
+      asPerson: "вы — {name}",
+      switchPerson: "Сменить участника демо",
+      back: "Чаты и люди",
+      tryAs: "Попробуйте как",
+      bot: "бот",
+      members: "участников: {count}",
+      youAdmin: " · вы админ",
+      pressStart: "Нажмите «Запустить»",
+      start: "ЗАПУСТИТЬ",
+      intro: "{bot} продаёт виртуальные номера США для SMS-кодов. Это демо с игровыми деньгами.",
+      noMessages: "Здесь пока нет сообщений. Попробуйте /buy или /help.",
+      invoice: "Счёт: {title}",
+      paid: "Оплачено ✓",
+      pay: "Оплатить",
+      payStars: "Оплатить ⭐ {amount}",
+      paymentSent: "Платёж отправлен ✓",
+      paymentFailed: "Платёж не прошёл.",
+      noAnswer: "Бот не ответил.",
+      notSent: "Не отправлено.",
+      otherButton: "Такие кнопки в демо не работают.",
+      unreachable: "Сервер демо недоступен.",
+      connecting: "Подключение…",
+      stopped: "Сервер демо остановлен.",
+      spoiler: "Спойлер: нажмите, чтобы открыть",
+      tapToCopy: "Нажмите, чтобы скопировать",
+      sendCommand: "Отправить эту команду",
+      ok: "ОК",
+      added: "{who} добавляет {bot} в группу",
+      paidService: "{who} оплачивает {price}",
+      someone: "Кто-то",
+      peopleAndChats: "Участники демо и чаты",
+      chats: "Чаты",
+      demoPerson: "Участник демо",
+      commands: "Команды бота",
+      messages: "Сообщения",
+    },
+  };
+  const FORCED_LANG = (() => {
+    const wanted = new URLSearchParams(location.search).get("lang");
+    return wanted && WORDS[wanted] ? wanted : null;
+  })();
 
   const S = {
     bot: { id: 0, name: "Bot", username: "" },
@@ -23,7 +126,20 @@
     commandsFor: "",
     cmdActive: -1,
     connected: false,
+    lang: FORCED_LANG || "en",
   };
+
+  function tr(key, args) {
+    const text = (WORDS[S.lang] || WORDS.en)[key] || WORDS.en[key] || key;
+    return text.replace(/\{(\w+)\}/g, (_, name) => (args && name in args ? String(args[name]) : ""));
+  }
+
+  function languageOf(personId) {
+    if (FORCED_LANG) return FORCED_LANG;
+    const p = person(personId);
+    const code = String((p && p.language) || "en").split("-")[0];
+    return WORDS[code] ? code : "en";
+  }
 
   // ---------------------------------------------------------------- helpers
 
@@ -43,7 +159,15 @@
     return node;
   }
 
+  // Each demo person, the bot and each group: its own colour (by position, so no two people
+  // share one) and its own initials (two letters where two names start alike: Alice and Admin).
   function colorFor(id) {
+    if (Number(id) === S.bot.id) return BOT_COLOR;
+    const people = S.people.findIndex((p) => p.id === Number(id));
+    if (people >= 0) return PALETTE[people % PALETTE.length];
+    const groups = Array.from(S.chats.values()).filter((c) => c.type !== "private");
+    const group = groups.findIndex((c) => c.id === Number(id));
+    if (group >= 0) return PALETTE[(S.people.length + group) % PALETTE.length];
     return PALETTE[Math.abs(Number(id)) % PALETTE.length];
   }
 
@@ -52,10 +176,23 @@
     return parts.slice(0, 2).map((p) => Array.from(p)[0].toUpperCase()).join("") || "?";
   }
 
+  function avatarText(id, name) {
+    const mine = initials(name);
+    const clash = S.people.some((p) => p.id !== Number(id) && initials(p.name) === mine);
+    if (!clash || mine.length > 1) return mine;
+    const letters = Array.from(String(name).trim());
+    return letters[0].toUpperCase() + (letters[1] || "").toLowerCase();
+  }
+
   function avatar(id, name, cls) {
-    const node = el("div", { class: cls ? `avatar ${cls}` : "avatar", "aria-hidden": "true" }, initials(name));
+    const node = el("div", { class: cls ? `avatar ${cls}` : "avatar", "aria-hidden": "true" }, avatarText(id, name));
     node.style.setProperty("--avatar", colorFor(id));
     return node;
+  }
+
+  // The chat's avatar: a private chat is the bot's, a group its own.
+  function chatAvatarId(chat) {
+    return chat.type === "private" ? S.bot.id : chat.id;
   }
 
   function clock(unix) {
@@ -87,7 +224,7 @@
     try {
       response = await fetch(path, init);
     } catch (err) {
-      return { ok: false, error: "The demo server is not reachable." };
+      return { ok: false, error: tr("unreachable") };
     }
     try {
       return await response.json();
@@ -131,7 +268,7 @@
       area.remove();
     }
     window.__lastCopied = text;
-    toast(done ? "Copied" : `Copy this: ${text}`);
+    toast(done ? tr("copied") : tr("copyThis", { text }));
   }
 
   // ---------------------------------------------------------------- message text with entities
@@ -143,12 +280,12 @@
       case "underline": return el("u");
       case "strikethrough": return el("s");
       case "spoiler": {
-        const node = el("span", { class: "spoiler", title: "Spoiler: tap to reveal" });
+        const node = el("span", { class: "spoiler", title: tr("spoiler") });
         node.addEventListener("click", () => node.classList.add("revealed"));
         return node;
       }
       case "code": {
-        const node = el("code", { class: "inline", title: "Tap to copy" });
+        const node = el("code", { class: "inline", title: tr("tapToCopy") });
         node.addEventListener("click", () => copyText(node.textContent));
         return node;
       }
@@ -167,7 +304,7 @@
       }
       case "email": return el("a", { href: `mailto:${slice}` });
       case "bot_command": {
-        const node = el("a", { class: "cmd", href: "#", title: "Send this command" });
+        const node = el("a", { class: "cmd", href: "#", title: tr("sendCommand") });
         node.addEventListener("click", (ev) => { ev.preventDefault(); sendText(slice); });
         return node;
       }
@@ -246,15 +383,29 @@
     return svg;
   }
 
-  function buttonNode(msg, button) {
+  // What a button does; a redraw keeps the button element whose key is unchanged.
+  function buttonKey(button) {
+    return [button.kind, button.callback_data || button.url || button.copy_text || ""].join("|");
+  }
+
+  function setButton(node, msg, button) {
+    // The click reads these at click time, so a kept button acts on the message as it is now.
+    node.__msg = msg;
+    node.__button = button;
+    if (node.__label === button.text) return;
     const corner = CORNER_ICONS[button.kind];
+    node.replaceChildren(el("span", { class: "label" }, button.text), corner ? icon(corner, "corner") : "");
+    node.title = button.text;
+    node.__label = button.text;
+  }
+
+  function buttonNode(msg, button) {
     const node = el(
       "button",
-      { type: "button", class: button.kind === "pay" ? "kb-btn pay" : "kb-btn", dataset: { kind: button.kind }, title: button.text },
-      button.text,
-      corner ? icon(corner, "corner") : null,
+      { type: "button", class: button.kind === "pay" ? "kb-btn pay" : "kb-btn", dataset: { kind: button.kind, key: buttonKey(button) } },
     );
-    node.addEventListener("click", () => onButton(msg, button, node));
+    setButton(node, msg, button);
+    node.addEventListener("click", () => onButton(node.__msg, node.__button, node));
     return node;
   }
 
@@ -273,7 +424,7 @@
       return;
     }
     if (button.kind !== "callback") {
-      toast("This kind of button is not part of the demo.");
+      toast(tr("otherButton"));
       return;
     }
     if (node.classList.contains("pending")) return;
@@ -282,7 +433,7 @@
       user_id: S.me, chat_id: msg.chat_id, message_id: msg.message_id, callback_data: button.callback_data,
     });
     node.classList.remove("pending");
-    if (!result.ok) { toast(result.error || "The bot did not answer."); return; }
+    if (!result.ok) { toast(result.error || tr("noAnswer")); return; }
     const answer = result.answer || {};
     if (answer.url) { const href = safeUrl(answer.url); if (href) window.open(href, "_blank", "noopener"); }
     if (answer.text) { if (answer.show_alert) alertBox(answer.text); else toast(answer.text); }
@@ -292,8 +443,8 @@
     if (node) node.classList.add("pending");
     const result = await api("/api/pay", { user_id: S.me, chat_id: msg.chat_id, message_id: msg.message_id });
     if (node) node.classList.remove("pending");
-    if (!result.ok) { alertBox(result.error || "The payment did not go through."); return; }
-    toast("Payment sent ✓");
+    if (!result.ok) { alertBox(result.error || tr("paymentFailed")); return; }
+    toast(tr("paymentSent"));
   }
 
   function invoiceNode(msg) {
@@ -306,7 +457,7 @@
       inv.description ? el("div", { class: "text" }, inv.description) : null,
       el("div", { class: "price" }, amount),
     );
-    if (msg.paid) box.append(el("div", { class: "paid" }, "Paid ✓"));
+    if (msg.paid) box.append(el("div", { class: "paid" }, tr("paid")));
     return box;
   }
 
@@ -321,14 +472,27 @@
     );
   }
 
+  function serviceText(msg) {
+    const data = msg.service_data || {};
+    const who = data.who || tr("someone");
+    if (msg.service === "new_chat_members") return tr("added", { who, bot: data.bot || S.bot.name });
+    if (msg.service === "successful_payment" && data.amount !== undefined) {
+      const price = data.currency === "XTR" ? `⭐ ${data.amount}` : `${data.amount} ${data.currency}`;
+      return tr("paidService", { who, price });
+    }
+    return msg.text;
+  }
+
   function messageNode(msg) {
     if (msg.service) {
       // Telegram shows service messages (someone joined, a payment) as a small centred note.
-      return el(
+      const node = el(
         "div",
         { class: "msg service", dataset: { chatId: msg.chat_id, messageId: msg.message_id, edited: msg.edited || 0 } },
-        el("span", {}, msg.text),
+        el("span", {}, serviceText(msg)),
       );
+      node.__shown = msg;
+      return node;
     }
     const chat = S.chats.get(msg.chat_id);
     const out = !msg.from.is_bot && msg.from.id === S.me;
@@ -343,10 +507,10 @@
     if (msg.document) bubble.append(documentNode(msg));
     if (msg.text) {
       const text = renderText(msg.text, msg.entities);
-      text.append(el("span", { class: "meta" }, msg.edited ? "edited " : "", clock(msg.date)));
+      text.append(el("span", { class: "meta" }, msg.edited ? `${tr("edited")} ` : "", clock(msg.date)));
       bubble.append(text);
     } else {
-      bubble.append(el("div", { class: "meta" }, msg.edited ? "edited " : "", clock(msg.date)));
+      bubble.append(el("div", { class: "meta" }, msg.edited ? `${tr("edited")} ` : "", clock(msg.date)));
     }
     // A paid invoice keeps its other buttons but loses its pay button, as in Telegram.
     const buttons = (msg.buttons || [])
@@ -354,9 +518,9 @@
       .filter((row) => row.length);
     if (msg.invoice && !msg.paid && !buttons.some((row) => row.some((b) => b.kind === "pay"))) {
       const stars = msg.invoice.currency === "XTR";
-      buttons.unshift([{ kind: "pay", text: stars ? `Pay ⭐ ${msg.invoice.total_amount}` : "Pay" }]);
+      buttons.unshift([{ kind: "pay", text: stars ? tr("payStars", { amount: msg.invoice.total_amount }) : tr("pay") }]);
     }
-    return el(
+    const node = el(
       "div",
       {
         class: out ? "msg out" : "msg in",
@@ -365,6 +529,91 @@
       bubble,
       keyboardFor({ ...msg, buttons }),
     );
+    node.__shown = msg;
+    node.__drawnAt = Date.now();
+    return node;
+  }
+
+  // ---------------------------------------------------------------- edits without flicker
+
+  // What the bubble shows (the buttons aside); equal parts need no redraw.
+  function bubbleKey(msg, anyEdit) {
+    return JSON.stringify([
+      msg.text, msg.entities, msg.invoice, msg.document, msg.paid, anyEdit || Boolean(msg.edited),
+      msg.service, msg.service_data, msg.from && msg.from.id, msg.date,
+    ]);
+  }
+
+  function buttonsKey(msg) {
+    return JSON.stringify([msg.buttons, msg.paid]);
+  }
+
+  function masked(key) {
+    return key.replace(TIME_TOKEN, "⏱");
+  }
+
+  // A redraw of the same message that only moved a clock ("Cancel in 0:07", "⏱ 1:02"); its
+  // first redraw also makes it "edited", which is no news either.
+  function onlyTimeChanged(shown, msg) {
+    return masked(bubbleKey(shown, true)) === masked(bubbleKey(msg, true))
+      && masked(buttonsKey(shown)) === masked(buttonsKey(msg));
+  }
+
+  // Brings a drawn message up to `msg` in place: the bubble is rebuilt only if what it shows
+  // changed, and every button whose action is unchanged stays the same element (its label
+  // updated), so a tap that lands during a redraw still hits the button it aimed at.
+  function patchMessage(node, msg, flash) {
+    const shown = node.__shown;
+    const fresh = messageNode(msg);
+    const freshBubble = fresh.querySelector(":scope > .bubble, :scope > span");
+    const oldBubble = node.querySelector(":scope > .bubble, :scope > span");
+    const keepBubble = shown && oldBubble && bubbleKey(shown) === bubbleKey(msg);
+    const pool = new Map();
+    node.querySelectorAll(".kb-btn").forEach((b) => {
+      const list = pool.get(b.dataset.key) || [];
+      list.push(b);
+      pool.set(b.dataset.key, list);
+    });
+    fresh.querySelectorAll(".kb-btn").forEach((b) => {
+      const kept = (pool.get(b.dataset.key) || []).shift();
+      if (!kept) return;
+      setButton(kept, b.__msg, b.__button);
+      b.replaceWith(kept);
+    });
+    if (keepBubble && freshBubble) freshBubble.replaceWith(oldBubble);
+    node.className = fresh.className;
+    Object.assign(node.dataset, fresh.dataset);
+    node.replaceChildren(...fresh.childNodes);
+    node.__shown = msg;
+    node.__drawnAt = Date.now();
+    if (flash && !keepBubble) {
+      node.classList.remove("flash");
+      void node.offsetWidth; // restart the animation on a node that is kept
+      node.classList.add("flash");
+    }
+  }
+
+  function updateMessage(node, msg, flash) {
+    const shown = node.__shown;
+    node.dataset.edited = String(msg.edited || 0); // every edit counts, drawn or not yet
+    if (shown && bubbleKey(shown) === bubbleKey(msg) && buttonsKey(shown) === buttonsKey(msg)) return;
+    if (shown && onlyTimeChanged(shown, msg)) {
+      node.__pending = msg;
+      if (!node.__tick) {
+        const wait = Math.max(0, (node.__drawnAt || 0) + TICK_MS - Date.now());
+        node.__tick = setTimeout(() => {
+          node.__tick = 0;
+          const latest = node.__pending;
+          node.__pending = null;
+          if (latest && node.isConnected) patchMessage(node, latest, false);
+        }, wait);
+      }
+      return;
+    }
+    clearTimeout(node.__tick);
+    node.__tick = 0;
+    node.__pending = null;
+    patchMessage(node, msg, flash);
   }
 
   function sortedMessages(chat) {
@@ -399,11 +648,11 @@
     if (chat.type === "private") {
       return el(
         "div", { class: "empty" },
-        el("p", {}, `${S.bot.name} sells virtual US numbers for SMS codes. This is a demo with play money.`),
-        el("button", { type: "button", class: "kb-btn pay", onclick: () => sendText("/start") }, "START"),
+        el("p", {}, tr("intro", { bot: S.bot.name })),
+        el("button", { type: "button", class: "kb-btn pay", onclick: () => sendText("/start") }, tr("start")),
       );
     }
-    return el("div", { class: "empty" }, "No messages here yet. Try /buy or /help.");
+    return el("div", { class: "empty" }, tr("noMessages"));
   }
 
   function applyMessage(msg, flash) {
@@ -423,11 +672,10 @@
       renderChatList();
       return;
     }
-    const node = messageNode(msg);
     if (existing) {
-      existing.replaceWith(node);
-      if (flash) { node.classList.add("flash"); }
+      updateMessage(existing, msg, flash);
     } else {
+      const node = messageNode(msg);
       const empty = box.querySelector(".empty");
       if (empty) empty.remove();
       const after = Array.from(box.querySelectorAll(".msg")).find((n) => Number(n.dataset.messageId) > msg.message_id);
@@ -463,17 +711,18 @@
   }
 
   function chatSubtitle(chat) {
-    if (chat.type === "private") return "bot";
+    if (chat.type === "private") return tr("bot");
     const me = chat.members.find((m) => m.user_id === S.me);
-    const role = me && (me.status === "creator" || me.status === "administrator") ? " · you are an admin" : "";
-    return `${chat.members.length + 1} members${role}`;
+    const role = me && (me.status === "creator" || me.status === "administrator") ? tr("youAdmin") : "";
+    return `${tr("members", { count: chat.members.length + 1 })}${role}`;
   }
 
   function preview(chat) {
     const list = sortedMessages(chat).filter((m) => !m.deleted);
     const last = list[list.length - 1];
-    if (!last) return { text: chat.type === "private" ? "Press START" : "", time: "" };
-    let text = last.text || (last.invoice ? `Invoice: ${last.invoice.title}` : last.document ? last.document.file_name : "");
+    if (!last) return { text: chat.type === "private" ? tr("pressStart") : "", time: "" };
+    let text = last.service ? serviceText(last) : last.text
+      || (last.invoice ? tr("invoice", { title: last.invoice.title }) : last.document ? last.document.file_name : "");
     if (chat.type !== "private" && !last.service) text = `${last.from.is_bot ? S.bot.name : last.from.name}: ${text}`;
     return { text: text.split("\n")[0], time: clock(last.date) };
   }
@@ -486,13 +735,13 @@
         "button",
         { type: "button", class: "person", role: "radio", "aria-checked": String(p.id === S.me), dataset: { personId: p.id } },
         avatar(p.id, p.name),
-        el("span", { class: "who" }, el("span", {}, p.name), el("small", {}, p.label)),
+        el("span", { class: "who" }, el("span", {}, p.name), el("small", {}, (p.labels && p.labels[S.lang]) || p.label)),
       );
       node.addEventListener("click", () => selectPerson(p.id));
       box.append(node);
     });
     const me = person(S.me);
-    $("me-chip").textContent = me ? `as ${me.name}` : "";
+    $("me-chip-text").textContent = me ? tr("asPerson", { name: me.name }) : "";
   }
 
   function renderChatList() {
@@ -506,7 +755,7 @@
       const node = el(
         "button",
         { type: "button", class: "chat-item", "aria-current": String(chat.id === S.chatId), dataset: { chatId: chat.id } },
-        avatar(chat.id, chatTitle(chat)),
+        avatar(chatAvatarId(chat), chatTitle(chat)),
         el(
           "span", { class: "body" },
           el("span", { class: "top" }, el("span", {}, chatTitle(chat)), el("span", { class: "time" }, p.time)),
@@ -529,8 +778,8 @@
     const chat = currentChat();
     const head = $("chat-avatar");
     if (!chat) return;
-    head.textContent = initials(chatTitle(chat));
-    head.style.setProperty("--avatar", colorFor(chat.id));
+    head.textContent = avatarText(chatAvatarId(chat), chatTitle(chat));
+    head.style.setProperty("--avatar", colorFor(chatAvatarId(chat)));
     $("chat-name").textContent = chatTitle(chat);
     $("chat-sub").textContent = chatSubtitle(chat);
   }
@@ -539,6 +788,7 @@
     if (!person(id)) return;
     const wasGroup = currentChat() && currentChat().type !== "private" ? S.chatId : null;
     S.me = id;
+    applyLanguage();
     const keep = wasGroup !== null && canSee(id, S.chats.get(wasGroup));
     renderPeople();
     selectChat(keep ? wasGroup : id);
@@ -555,7 +805,28 @@
     renderChatList();
     renderMessages();
     loadCommands();
-    $("input").placeholder = currentChat().type === "private" ? "Message" : "Message the group";
+    $("input").placeholder = currentChat().type === "private" ? tr("message") : tr("messageGroup");
+  }
+
+  // The page's own labels in the language of the person shown (or ?lang=).
+  function applyLanguage() {
+    S.lang = languageOf(S.me);
+    document.documentElement.lang = S.lang;
+    $("menu-label").textContent = tr("menu");
+    $("send").setAttribute("aria-label", tr("send"));
+    $("send").title = tr("send");
+    $("input").setAttribute("aria-label", tr("message"));
+    $("back").setAttribute("aria-label", tr("back"));
+    $("me-chip").title = tr("switchPerson");
+    $("try-as").textContent = tr("tryAs");
+    $("alert-ok").textContent = tr("ok");
+    $("sidebar").setAttribute("aria-label", tr("peopleAndChats"));
+    $("chat-list").setAttribute("aria-label", tr("chats"));
+    $("people").setAttribute("aria-label", tr("demoPerson"));
+    $("commands").setAttribute("aria-label", tr("commands"));
+    $("messages").setAttribute("aria-label", tr("messages"));
+    $("demo-info").textContent = (S.lang === "ru" && S.info.text_ru) || S.info.text || "";
+    if (!S.connected && !$("conn").hidden) $("conn").textContent = tr("connecting");
   }
 
   // ---------------------------------------------------------------- commands menu and sending
@@ -599,7 +870,7 @@
     const value = String(text || "").trim();
     if (!value || S.me === null || S.chatId === null) return;
     const result = await api("/api/send", { user_id: S.me, chat_id: S.chatId, text: value });
-    if (!result.ok) toast(result.error || "Not sent.");
+    if (!result.ok) toast(result.error || tr("notSent"));
   }
 
   // ---------------------------------------------------------------- server-sent events
@@ -613,12 +884,12 @@
       const chat = S.chats.get(m.chat_id);
       if (chat) chat.messages.set(m.message_id, m);
     });
-    $("demo-info").textContent = S.info.text || "";
 
     const wanted = new URLSearchParams(location.hash.slice(1));
     let me = S.me !== null ? S.me : Number(wanted.get("as"));
     if (!person(me)) me = S.people.length ? S.people[0].id : null;
     S.me = me;
+    applyLanguage();
     let chatId = S.chatId !== null ? S.chatId : Number(wanted.get("chat"));
     if (!S.chats.has(chatId) || !canSee(me, S.chats.get(chatId))) chatId = me;
     renderPeople();
@@ -632,7 +903,7 @@
     source.addEventListener("error", () => {
       S.connected = false;
       $("conn").hidden = false;
-      $("conn").textContent = "Connecting…";
+      $("conn").textContent = tr("connecting");
     });
     source.addEventListener("snapshot", (ev) => loadSnapshot(JSON.parse(ev.data)));
     source.addEventListener("message", (ev) => {
@@ -642,7 +913,7 @@
     source.addEventListener("bye", () => {
       source.close();
       $("conn").hidden = false;
-      $("conn").textContent = "The demo server stopped.";
+      $("conn").textContent = tr("stopped");
     });
   }
 
