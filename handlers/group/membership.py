@@ -8,7 +8,13 @@ import logging
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, ChatMemberUpdated, Message
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllGroupChats,
+    ChatMemberUpdated,
+    Message,
+)
 
 from bot.services import groups as group_service
 from bot.telegram.i18n import LANGUAGES, I18n, language_for
@@ -19,24 +25,28 @@ logger = logging.getLogger(__name__)
 
 GROUP_TYPES = frozenset({"group", "supergroup"})
 PRESENT_STATUSES = frozenset({"creator", "administrator", "member", "restricted"})
-GROUP_COMMANDS = ("buy", "wallet", "fund", "limit", "spending", "help")
+# Members get the commands they may use; admins' menu (Telegram shows the admin scope to chat
+# administrators instead of the all-group one) adds the admin-only ones.
+GROUP_COMMANDS = ("buy", "wallet", "help")
+GROUP_ADMIN_COMMANDS = ("buy", "wallet", "fund", "limit", "spending", "help")
 
 
 async def set_group_commands(bot: Bot, i18n: I18n) -> None:
     for lang in LANGUAGES:
         t = i18n.translator(lang)
-        commands = [
-            BotCommand(command=name, description=t.plain(f"group-cmd-{name}"))
-            for name in GROUP_COMMANDS
-        ]
-        try:
-            await bot.set_my_commands(
-                commands,
-                scope=BotCommandScopeAllGroupChats(),
-                language_code=None if lang == "en" else lang,
-            )
-        except TelegramAPIError as exc:
-            logger.warning("setMyCommands for groups (%s) failed: %s", lang, exc)
+        for names, scope in (
+            (GROUP_COMMANDS, BotCommandScopeAllGroupChats()),
+            (GROUP_ADMIN_COMMANDS, BotCommandScopeAllChatAdministrators()),
+        ):
+            commands = [
+                BotCommand(command=name, description=t.plain(f"group-cmd-{name}")) for name in names
+            ]
+            try:
+                await bot.set_my_commands(
+                    commands, scope=scope, language_code=None if lang == "en" else lang
+                )
+            except TelegramAPIError as exc:
+                logger.warning("setMyCommands for groups (%s) failed: %s", lang, exc)
 
 
 async def membership(

@@ -70,8 +70,15 @@ async def test_the_bot_joining_opens_a_group_wallet(app: App, emulator: BotAPIEm
     scope = {"type": "all_group_chats"}
     english = [c["command"] for c in emulator.commands(scope)]
     russian = {c["command"]: c["description"] for c in emulator.commands(scope, "ru")}
-    assert english == ["buy", "wallet", "fund", "limit", "spending", "help"]
+    # Members' menu carries only what they may use; admins' scope adds the admin commands,
+    # with no "(admins)" tag since the scope already says it.
+    assert english == ["buy", "wallet", "help"]
     assert russian["wallet"] == "Кошелёк группы"
+    admins = {"type": "all_chat_administrators"}
+    for lang in ("", "ru"):
+        listed = {c["command"]: c["description"] for c in emulator.commands(admins, lang)}
+        assert list(listed) == ["buy", "wallet", "fund", "limit", "spending", "help"]
+        assert not any("admin" in d or "админ" in d for d in listed.values())
     chat = await app.repo.chats.get(GROUP_ID)
     assert chat is not None
     assert chat.title == "Team"

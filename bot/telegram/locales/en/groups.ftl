@@ -3,9 +3,9 @@
 
 group-cmd-buy = Buy a number with the group wallet
 group-cmd-wallet = The group wallet
-group-cmd-fund = Fund the group wallet (admins)
-group-cmd-limit = Daily limit per member (admins)
-group-cmd-spending = Group spending (admins)
+group-cmd-fund = Fund the group wallet
+group-cmd-limit = Daily limit per member
+group-cmd-spending = Group spending
 group-cmd-help = How it works in a group
 
 group-welcome =

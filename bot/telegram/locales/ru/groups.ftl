@@ -3,9 +3,9 @@
 
 group-cmd-buy = Купить номер за счёт группы
 group-cmd-wallet = Кошелёк группы
-group-cmd-fund = Пополнить кошелёк группы (админы)
-group-cmd-limit = Дневной лимит участника (админы)
-group-cmd-spending = Расходы группы (админы)
+group-cmd-fund = Пополнить кошелёк группы
+group-cmd-limit = Дневной лимит участника
+group-cmd-spending = Расходы группы
 group-cmd-help = Как это работает в группе
 
 group-welcome =
