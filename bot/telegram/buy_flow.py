@@ -391,36 +391,16 @@ class BuyFlow:
         message = query.message
         if not isinstance(message, Message):
             return
-        view = BuyView(
+        await self._buy(
             query,
             message,
-            bot=self.bot,
-            repo=self.repo,
-            catalogue=self.catalogue,
-            settings=self.settings,
-            queue=self.queue,
-            notifier=self.notifier,
+            callback_data,
             user=user,
-            t=t,
-            callback_answer=callback_answer,
-            pressed=callback_data,
-        )
-        tap = Tap(
-            user_id=user.id,
-            chat_id=view.chat_id,
             wallet=wallet,
             group=group,
-            country=callback_data.country,
-            ref=callback_data.ref,
-            pool=callback_data.pool or None,
-            price=callback_data.price,
-            nonce=callback_data.nonce,
+            t=t,
+            callback_answer=callback_answer,
         )
-
-        async def show(outcome: BuyOutcome) -> None:
-            await view.render(outcome, callback_data.country)
-
-        await self.buying.buy(tap, started=view.started, show=show)
 
     async def after_topup(
         self, message: Message, intent: BuyIntent, *, user: User, wallet: Wallet, t: Translator
@@ -435,8 +415,31 @@ class BuyFlow:
             price=intent.price,
             nonce=intent.nonce,
         )
-        view = BuyView(
+        await self._buy(
             None,
+            message,
+            pressed,
+            user=user,
+            wallet=wallet,
+            group=None,
+            t=t,
+            callback_answer=None,
+        )
+
+    async def _buy(
+        self,
+        query: CallbackQuery | None,
+        message: Message,
+        pressed: BuyCb,
+        *,
+        user: User,
+        wallet: Wallet,
+        group: Chat | None,
+        t: Translator,
+        callback_answer: CallbackAnswer | None,
+    ) -> None:
+        view = BuyView(
+            query,
             message,
             bot=self.bot,
             repo=self.repo,
@@ -446,22 +449,22 @@ class BuyFlow:
             notifier=self.notifier,
             user=user,
             t=t,
-            callback_answer=None,
+            callback_answer=callback_answer,
             pressed=pressed,
         )
         tap = Tap(
             user_id=user.id,
             chat_id=view.chat_id,
             wallet=wallet,
-            group=None,
-            country=intent.country,
-            ref=intent.ref,
-            pool=intent.pool or None,
-            price=intent.price,
-            nonce=intent.nonce,
+            group=group,
+            country=pressed.country,
+            ref=pressed.ref,
+            pool=pressed.pool or None,
+            price=pressed.price,
+            nonce=pressed.nonce,
         )
 
         async def show(outcome: BuyOutcome) -> None:
-            await view.render(outcome, intent.country)
+            await view.render(outcome, pressed.country)
 
         await self.buying.buy(tap, started=view.started, show=show)
