@@ -30,39 +30,42 @@ from bot.telegram.replies import edit_or_send
 from storage.models import User
 
 
-async def services_view(
-    t: Translator, catalogue: Catalogue, user: User, country: str, page: int
+async def _paged_view(
+    t: Translator,
+    catalogue: Catalogue,
+    user: User,
+    country: str,
+    page: int,
+    *,
+    editor: bool,
 ) -> tuple[str, InlineKeyboardMarkup]:
-    services = await catalogue.for_user(user.id, country)
+    """A page of the service list, or of the favourites editor. The editor keeps the
+    catalogue's order, not favourites first: a toggled row must not move under the finger."""
+    services = await (
+        catalogue.services(country) if editor else catalogue.for_user(user.id, country)
+    )
     if not services:
         return t("services-empty"), services_button_keyboard(t, country)
     shown, page, pages = page_of(services, page)
     favourites = await catalogue.favourites(user.id)
-    text = t("services-text")
+    text = t("favourites-text" if editor else "services-text")
     if pages > 1:
         text += "\n" + t("services-page", page=page + 1, pages=pages)
-    keyboard = services_keyboard(
-        t, shown, country=country, page=page, pages=pages, favourites=favourites
-    )
+    build = favourites_keyboard if editor else services_keyboard
+    keyboard = build(t, shown, country=country, page=page, pages=pages, favourites=favourites)
     return text, keyboard
+
+
+async def services_view(
+    t: Translator, catalogue: Catalogue, user: User, country: str, page: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    return await _paged_view(t, catalogue, user, country, page, editor=False)
 
 
 async def favourites_view(
     t: Translator, catalogue: Catalogue, user: User, country: str, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    # Catalogue order, not favourites first: a toggled row must not move under the finger.
-    services = await catalogue.services(country)
-    if not services:
-        return t("services-empty"), services_button_keyboard(t, country)
-    shown, page, pages = page_of(services, page)
-    favourites = await catalogue.favourites(user.id)
-    text = t("favourites-text")
-    if pages > 1:
-        text += "\n" + t("services-page", page=page + 1, pages=pages)
-    keyboard = favourites_keyboard(
-        t, shown, country=country, page=page, pages=pages, favourites=favourites
-    )
-    return text, keyboard
+    return await _paged_view(t, catalogue, user, country, page, editor=True)
 
 
 def pools_view(
